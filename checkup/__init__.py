@@ -1,0 +1,1 @@
+"""Node composition and the `checkup` command line."""

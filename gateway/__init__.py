@@ -1,0 +1,1 @@
+"""Gateway: identity, region-scoped authorization, routing, limits, audit, node links."""

@@ -1,0 +1,1 @@
+"""Indicator service: indicator systems, regions, values, evaluation, approval, dashboards."""

@@ -1,0 +1,1 @@
+"""Report service: diagnosis into problem lists, rectification tasks, annual reports."""

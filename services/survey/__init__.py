@@ -1,0 +1,1 @@
+"""Survey service: residents' satisfaction surveys (questionnaires, sampling, results)."""

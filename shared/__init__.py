@@ -1,0 +1,1 @@
+"""Common code of the checkup services: settings, storage, errors, identity, regions."""

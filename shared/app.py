@@ -1,0 +1,96 @@
+"""Factory for a service's FastAPI app: storage in lifespan, identity, errors, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shared.db import Database
+from shared.errors import install_error_handlers
+from shared.identity import IdentityMiddleware
+from shared.migrate import current_revision, head_revision
+from shared.settings import NodeSettings, ServiceName
+
+__all__ = ["PROBLEM_RESPONSES", "create_service_app"]
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": desc, "content": {"application/problem+json": {}}}
+    for code, desc in (
+        (401, "未认证 / missing or invalid identity"),
+        (403, "超出管辖范围或角色不足 / out of scope or role"),
+        (404, "对象不存在 / not found"),
+        (409, "状态冲突或已锁定 / conflict or locked"),
+        (422, "数据校验未通过 / validation failed"),
+    )
+}
+
+
+def create_service_app(
+    name: ServiceName,
+    settings: NodeSettings,
+    *,
+    package_dir: Path,
+    routers: Sequence[APIRouter],
+    title: str,
+    spatial: bool = False,
+    public_prefixes: tuple[str, ...] = (),
+    on_startup: Callable[[FastAPI], None] | None = None,
+) -> FastAPI:
+    """Build one service; its database is opened in lifespan and closed after."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url, schema = settings.database_for(name)
+        db = Database(url, schema=schema, spatial=spatial)
+        app.state.db = db
+        if on_startup is not None:
+            on_startup(app)
+        try:
+            yield
+        finally:
+            db.dispose()
+
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.service_name = name
+    install_error_handlers(app)
+    app.add_middleware(
+        IdentityMiddleware,
+        secret=settings.internal_secret.get_secret_value(),
+        public_prefixes=public_prefixes,
+    )
+
+    @app.get("/health", tags=["health"], summary="存活检查 (liveness)")
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "service": name, "node": settings.node_id}
+
+    @app.get("/ready", tags=["health"], summary="就绪检查 (readiness)")
+    def ready(request: Request) -> JSONResponse:
+        """Readiness: the database answers and its migrations are at head."""
+        db: Database = request.app.state.db
+        try:
+            db.ping()
+            current = current_revision(db)
+        except Exception as exc:  # the database itself is what is being checked
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        head = head_revision(package_dir, db)
+        ok = current == head
+        return JSONResponse(
+            {"status": "ok" if ok else "migrations-pending", "revision": current, "head": head},
+            status_code=200 if ok else 503,
+        )
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,139 @@
+"""Engines, sessions and the one place where SQLite and PostgreSQL differ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Database",
+    "DbSession",
+    "get_session",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _sqlite_module() -> Any:
+    # The stdlib sqlite3 here cannot load extensions; pysqlite3 can (SpatiaLite).
+    import pysqlite3.dbapi2 as sqlite
+
+    return sqlite
+
+
+@dataclass
+class Database:
+    """One service's storage: engine, session factory and dialect facts."""
+
+    url: str
+    schema: str | None = None
+    spatial: bool = False
+    pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        self.engine: Engine = self._create_engine()
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def _create_engine(self) -> Engine:
+        if self.url.startswith("sqlite"):
+            engine = create_engine(
+                self.url,
+                module=_sqlite_module(),
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=self.pool_size,
+                max_overflow=20,
+            )
+            spatial = self.spatial
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                # Autocommit off at the driver; SQLAlchemy emits BEGIN itself so that
+                # SAVEPOINTs and transactional DDL behave.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA temp_store=MEMORY")
+                cur.execute("PRAGMA cache_size=-65536")
+                if spatial:
+                    dbapi_conn.enable_load_extension(True)
+                    dbapi_conn.load_extension("mod_spatialite")
+                    dbapi_conn.enable_load_extension(False)
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN")
+
+            return engine
+
+        connect_args: dict[str, Any] = {}
+        if self.schema:
+            connect_args["options"] = f"-csearch_path={self.schema},public"
+        return create_engine(
+            self.url,
+            connect_args=connect_args,
+            pool_size=self.pool_size,
+            max_overflow=20,
+            pool_pre_ping=True,
+        )
+
+    def ensure_schema(self) -> None:
+        """Create the service's schema (and PostGIS where spatial) on PostgreSQL."""
+        if not self.is_postgres or not self.schema:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            if self.spatial:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public"))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessionmaker() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Request-scoped session: committed when the endpoint returns, rolled back on error."""
+    db: Database = request.app.state.db
+    with db.session() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,93 @@
+"""Node and service settings (pydantic-settings, one env prefix per service)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.regions import is_valid_code, tier_of
+
+__all__ = ["DEV_SECRET", "SERVICES", "NodeSettings", "ServiceName"]
+
+ServiceName = Literal["indicator", "survey", "report", "gateway"]
+SERVICES: tuple[ServiceName, ...] = ("indicator", "survey", "report", "gateway")
+DEV_SECRET = "dev-only-internal-secret-change-me"
+
+
+class NodeSettings(BaseSettings):
+    """One node: its region, where its data lives, and the secrets its services share."""
+
+    model_config = SettingsConfigDict(env_prefix="CHECKUP_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    node_id: str = ""
+    region_code: str = "360121"
+    data_dir: Path = Path("var/node")
+    # PostgreSQL URL for every service of the node (one schema each); SQLite files when unset.
+    database_url: str | None = None
+    schema_prefix: str = ""
+    internal_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    # Per-service overrides, e.g. CHECKUP_INDICATOR_URL=http://127.0.0.1:8101 in split mode.
+    indicator_url: str | None = None
+    survey_url: str | None = None
+    report_url: str | None = None
+    upstream_timeout_s: float = 30.0
+
+    # Gateway controls (GB/T 22239-2019 level 3).
+    password_min_length: int = 10
+    lockout_threshold: int = 5
+    lockout_minutes: int = 30
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    rate_limit_per_minute: int = 600
+    rate_limit_burst: int = 200
+    max_body_bytes: int = 64 * 1024 * 1024
+    public_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not is_valid_code(v) or len(v) != 6:
+            raise ValueError("region_code must be a 6-digit province, city or county code")
+        tier_of(v)
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if v.startswith(prefix):
+                return "postgresql+psycopg://" + v[len(prefix) :]
+        return v
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> NodeSettings:
+        if self.environment == "production":
+            for name in ("internal_secret", "jwt_secret"):
+                secret: SecretStr = getattr(self, name)
+                if secret.get_secret_value() == DEV_SECRET or len(secret.get_secret_value()) < 32:
+                    raise ValueError(f"{name} must be set to a strong secret in production")
+        if not self.node_id:
+            self.node_id = f"node-{self.region_code}"
+        return self
+
+    @property
+    def tier(self) -> str:
+        return tier_of(self.region_code)
+
+    def service_url(self, service: ServiceName) -> str | None:
+        """Base URL of a service in split mode; None means in-process (all-in-one)."""
+        return getattr(self, f"{service}_url", None)
+
+    def database_for(self, service: ServiceName) -> tuple[str, str | None]:
+        """(SQLAlchemy URL, schema) of one service's storage."""
+        if self.database_url:
+            return self.database_url, f"{self.schema_prefix}{service}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}", None

@@ -14,6 +14,7 @@ from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.identity import IdentityMiddleware
 from shared.migrate import current_revision, head_revision
+from shared.peers import Peers
 from shared.settings import NodeSettings, ServiceName
 
 __all__ = ["PROBLEM_RESPONSES", "create_service_app"]
@@ -63,6 +64,7 @@ def create_service_app(
     )
     app.state.settings = settings
     app.state.service_name = name
+    app.state.peers = Peers(settings)
     install_error_handlers(app)
     app.add_middleware(
         IdentityMiddleware,

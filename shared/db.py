@@ -136,4 +136,6 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+# Committed before the response is sent (scope="function"): a client never sees success
+# for a write that could still fail to commit.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]

@@ -47,6 +47,14 @@ class NodeSettings(BaseSettings):
     rate_limit_burst: int = 200
     max_body_bytes: int = 64 * 1024 * 1024
     public_url: str = "http://127.0.0.1:8000"
+    # Gateway: how stale a cached session / API key may be before the database is asked
+    # again (bounds how long a lockout or revocation made by another replica goes unseen),
+    # how often a session's last-seen time is written back, service discovery patience,
+    # and idle upstream keep-alive connections kept per service.
+    session_revalidate_s: float = 5.0
+    session_touch_s: float = 30.0
+    discovery_timeout_s: float = 30.0
+    upstream_pool_size: int = 64
 
     @field_validator("region_code")
     @classmethod

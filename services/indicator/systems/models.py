@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.indicator.base import Base
@@ -34,6 +34,10 @@ class IndicatorSystem(Base):
     released_by: Mapped[str | None] = mapped_column(String(100))
     released_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    retired_by: Mapped[str | None] = mapped_column(String(100))
+    # The version this draft was copied from ("changes make a new version"); no FK so that
+    # lineage survives if the older version is ever purged.
+    based_on_id: Mapped[int | None] = mapped_column(Integer)
 
     indicators: Mapped[list[Indicator]] = relationship(
         back_populates="system", cascade="all, delete-orphan", order_by="Indicator.sort_order"
@@ -75,6 +79,9 @@ class Indicator(Base):
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
     inherited: Mapped[bool] = mapped_column(default=False)  # from the parent system (read-only)
+    description: Mapped[str] = mapped_column(
+        Text, default="", server_default=""
+    )  # definition / 统计口径
 
     system: Mapped[IndicatorSystem] = relationship(back_populates="indicators")
     sub_items: Mapped[list[SubItem]] = relationship(
@@ -98,3 +105,20 @@ class SubItem(Base):
     indicator: Mapped[Indicator] = relationship(back_populates="sub_items")
 
     __table_args__ = (UniqueConstraint("indicator_id", "code"),)
+
+
+class SystemEvent(Base):
+    """Audit trail of every write to a system: who, when, from which node, what."""
+
+    __tablename__ = "indicator_system_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No FK: the trail outlives a deleted draft.
+    system_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(30))
+    actor: Mapped[str] = mapped_column(String(100))
+    node: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+    __table_args__ = (Index("ix_indicator_system_events_system", "system_id", "id"),)

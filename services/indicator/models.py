@@ -2,14 +2,21 @@
 
 from services.indicator.approval.models import Submission, SubmissionEvent
 from services.indicator.base import Base
-from services.indicator.evaluation.models import Evaluation, RegionScore
+from services.indicator.evaluation.models import (
+    Evaluation,
+    EvaluationRule,
+    EvaluationRun,
+    RegionScore,
+)
 from services.indicator.regions.models import Region
-from services.indicator.systems.models import Indicator, IndicatorSystem, SubItem
+from services.indicator.systems.models import Indicator, IndicatorSystem, SubItem, SystemEvent
 from services.indicator.values.models import ImportBatch, IndicatorValue, ValueHistory
 
 __all__ = [
     "Base",
     "Evaluation",
+    "EvaluationRule",
+    "EvaluationRun",
     "ImportBatch",
     "Indicator",
     "IndicatorSystem",
@@ -19,5 +26,6 @@ __all__ = [
     "SubItem",
     "Submission",
     "SubmissionEvent",
+    "SystemEvent",
     "ValueHistory",
 ]

@@ -8,7 +8,12 @@ SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 need_pkgs=()
-dpkg -s libsqlite3-mod-spatialite >/dev/null 2>&1 || need_pkgs+=(libsqlite3-mod-spatialite)
+# SpatiaLite for the embedded default; pango/harfbuzz + a CJK font for PDF reports;
+# poppler-utils to check rendered pages in tests.
+for pkg in libsqlite3-mod-spatialite libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+  fonts-wqy-microhei poppler-utils; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
 if [ -d /usr/lib/postgresql/15 ] && ! dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1; then
   need_pkgs+=(postgresql-15-postgis-3)
 fi

@@ -1,0 +1,147 @@
+"""Federation between tiers: outbox, batches, exactly-once apply, relay, pull, status.
+
+Service-agnostic: each service adds the sync tables to its own MetaData, records its
+changes in its own transactions and declares how received changes apply to its tables.
+See docs/federation.md.
+"""
+
+from shared.sync.dialect import (
+    SyncDialect,
+    bulk_insert,
+    dialect_of,
+    json_object,
+    register_dialect,
+)
+from shared.sync.errors import (
+    AckAhead,
+    BadSignature,
+    ClockSkew,
+    CredentialRevoked,
+    DigestMismatch,
+    MalformedBatch,
+    OriginConflict,
+    OutOfScope,
+    ReplayedBatch,
+    UnknownNode,
+)
+from shared.sync.http import (
+    INTERNAL_BASE,
+    PUBLIC_BASE,
+    STATUS_PATH,
+    Authenticate,
+    PeerCredential,
+    sync_router,
+)
+from shared.sync.links import ACTIVE, DEAD_LETTER, Backoff, revive
+from shared.sync.node import SyncNode, bind_node, wake_on_commit
+from shared.sync.outbox import (
+    NewChange,
+    prune,
+    publish_down,
+    read_stream,
+    record_change,
+    record_changes,
+    record_changes_from_select,
+)
+from shared.sync.pusher import PULL_PATH, PUSH_PATH, SyncPuller, SyncPusher
+from shared.sync.receiver import (
+    Applier,
+    ReceiveResult,
+    apply_pulled,
+    receive_batch,
+    serve_pull,
+)
+from shared.sync.status import LinkStatus, sync_status
+from shared.sync.tables import (
+    SyncTables,
+    create_sync_tables,
+    define_sync_tables,
+    drop_sync_tables,
+)
+from shared.sync.wire import (
+    BROADCAST,
+    Batch,
+    Change,
+    PullRequest,
+    PullResponse,
+    batch_digest,
+    batch_mac,
+    build_batch,
+    build_pull,
+    canonical_json,
+    parse_batch,
+    parse_pull,
+    sign_batch,
+    verify_batch_mac,
+    verify_digest,
+    verify_pull_mac,
+)
+
+__all__ = [
+    "ACTIVE",
+    "BROADCAST",
+    "DEAD_LETTER",
+    "INTERNAL_BASE",
+    "PUBLIC_BASE",
+    "PULL_PATH",
+    "PUSH_PATH",
+    "STATUS_PATH",
+    "AckAhead",
+    "Applier",
+    "Authenticate",
+    "Backoff",
+    "BadSignature",
+    "Batch",
+    "Change",
+    "ClockSkew",
+    "CredentialRevoked",
+    "DigestMismatch",
+    "LinkStatus",
+    "MalformedBatch",
+    "NewChange",
+    "OriginConflict",
+    "OutOfScope",
+    "PeerCredential",
+    "PullRequest",
+    "PullResponse",
+    "ReceiveResult",
+    "ReplayedBatch",
+    "SyncDialect",
+    "SyncNode",
+    "SyncPuller",
+    "SyncPusher",
+    "SyncTables",
+    "UnknownNode",
+    "apply_pulled",
+    "batch_digest",
+    "batch_mac",
+    "bind_node",
+    "build_batch",
+    "build_pull",
+    "bulk_insert",
+    "canonical_json",
+    "create_sync_tables",
+    "define_sync_tables",
+    "dialect_of",
+    "drop_sync_tables",
+    "json_object",
+    "parse_batch",
+    "parse_pull",
+    "prune",
+    "publish_down",
+    "read_stream",
+    "receive_batch",
+    "record_change",
+    "record_changes",
+    "record_changes_from_select",
+    "register_dialect",
+    "revive",
+    "serve_pull",
+    "sign_batch",
+    "sync_router",
+    "sync_status",
+    "verify_batch_mac",
+    "verify_digest",
+    "verify_pull_mac",
+    "wake_on_commit",
+]

@@ -1,0 +1,165 @@
+"""The parent's sync endpoints for one service: receive batches, serve pulls, show status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+
+from shared.db import Database
+from shared.errors import ProblemError
+from shared.sync.errors import BadSignature, UnknownNode
+from shared.sync.links import RECEIVE, note_failure
+from shared.sync.node import SyncNode
+from shared.sync.receiver import Appliers, receive_batch, serve_pull
+from shared.sync.status import sync_status
+from shared.sync.tables import SyncTables
+from shared.sync.wire import parse_batch, parse_pull
+
+__all__ = [
+    "INTERNAL_BASE",
+    "PUBLIC_BASE",
+    "STATUS_PATH",
+    "Authenticate",
+    "PeerCredential",
+    "sync_router",
+]
+
+# What children call at the parent's gateway (PUSH_PATH, PULL_PATH live with the pusher).
+PUBLIC_BASE = "/api/v1/sync/{service}"
+STATUS_PATH = PUBLIC_BASE + "/status"
+# Where a service mounts its router behind the gateway: outside /api/v1/, so the gateway's
+# resource routing leaves it alone and only the gateway's own sync routes forward to it.
+INTERNAL_BASE = "/internal/sync"
+
+
+@dataclass(frozen=True)
+class PeerCredential:
+    """A registered child node: its region and its credential secrets (two while rotating)."""
+
+    node_id: str
+    region: str
+    secrets: tuple[str, ...] = ()
+    # True when the gateway has verified the MAC with the secret it keeps; the service
+    # then checks everything else (digest, replay, scope, content).
+    verified_upstream: bool = False
+
+    def secret_for_check(self) -> tuple[str, ...] | None:
+        if self.verified_upstream:
+            return None
+        if not self.secrets:
+            raise BadSignature(f"节点 {self.node_id} 没有可用的凭据 (no credential to verify)")
+        return self.secrets
+
+
+# (request, claimed node id) → the node's credential; raises UnknownNode / CredentialRevoked.
+Authenticate = Callable[[Request, str], PeerCredential]
+
+
+def _app_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _note_rejection(db: Database, tables: SyncTables, sender: str, exc: ProblemError) -> None:
+    # The failed transaction is gone; the rejection is kept in a fresh one for status.
+    with db.session() as session:
+        note_failure(
+            session, tables, RECEIVE, sender, "", error=f"{exc.slug}: {exc.detail}", permanent=True
+        )
+
+
+def sync_router(
+    *,
+    node: SyncNode,
+    tables: SyncTables,
+    appliers: Appliers,
+    authenticate: Authenticate,
+    relay: bool,
+    database: Callable[[Request], Database] = _app_database,
+    status_dependencies: Sequence[Any] = (),
+    base_path: str = PUBLIC_BASE,
+) -> APIRouter:
+    """Endpoints children call (push, pull) and the status of every link of this service.
+
+    ``base_path``: PUBLIC_BASE where the app faces children itself, INTERNAL_BASE for a
+    service behind the gateway.
+    """
+    router = APIRouter(tags=["sync"])
+    base = base_path.format(service=node.service).rstrip("/")
+
+    def _credential(request: Request, claimed: str) -> PeerCredential:
+        credential = authenticate(request, claimed)
+        if credential.node_id != claimed:
+            raise BadSignature(
+                f"凭据属于 {credential.node_id}，不是 {claimed} (credential mismatch)"
+            )
+        return credential
+
+    # Plain def: runs in the thread pool. The transaction is committed *before* the answer
+    # goes out, so an ack never covers changes that could still roll back.
+    @router.post(
+        base + "/batches",
+        summary="接收下级节点的变更批次 (receive a child's batch)",
+    )
+    def receive(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Receive a child's batch; answers with the highest contiguous applied seq per origin."""
+        batch = parse_batch(body)
+        db = database(request)
+        try:
+            credential = _credential(request, batch.sender)
+            with db.session() as session:
+                result = receive_batch(
+                    session,
+                    tables,
+                    batch,
+                    node=node,
+                    credential_secret=credential.secret_for_check(),
+                    allowed_region=credential.region,
+                    appliers=appliers,
+                    relay=relay,
+                )
+        except UnknownNode:
+            raise
+        except ProblemError as exc:
+            _note_rejection(db, tables, batch.sender, exc)
+            raise
+        return result.as_wire()
+
+    @router.post(
+        base + "/pull",
+        summary="下级节点拉取下行消息 (a child pulls its downward stream)",
+    )
+    def pull(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Record the child's ack and return its next downward messages and the stream head."""
+        asked = parse_pull(body)
+        credential = _credential(request, asked.node)
+        with database(request).session() as session:
+            response = serve_pull(
+                session,
+                tables,
+                asked,
+                node=node,
+                credential_secret=credential.secret_for_check(),
+                child_region=credential.region,
+            )
+        return response.as_wire()
+
+    @router.get(
+        base + "/status",
+        summary="同步链路状态 (sync status of every link)",
+        dependencies=list(status_dependencies),
+    )
+    def status(request: Request) -> dict[str, Any]:
+        """Pending count, oldest pending age, last ack, state and last error of every link."""
+        with database(request).session() as session:
+            links = sync_status(session, tables)
+        return {
+            "node": node.node_id,
+            "service": node.service,
+            "links": [link.as_dict() for link in links],
+        }
+
+    return router

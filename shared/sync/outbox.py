@@ -1,0 +1,283 @@
+"""Recording changes in the outbox, in the caller's transaction, with gapless per-stream seqs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Select, delete, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from shared.dbtypes import UtcDateTime, utcnow
+from shared.sync.dialect import dialect_of
+from shared.sync.links import PUSH, SERVE
+from shared.sync.node import SyncNode, mark_recorded, node_of
+from shared.sync.tables import SyncTables
+from shared.sync.wire import BROADCAST, Change
+
+__all__ = [
+    "DOWN",
+    "UP",
+    "NewChange",
+    "prune",
+    "publish_down",
+    "read_stream",
+    "record_change",
+    "record_changes",
+    "record_changes_from_select",
+]
+
+UP = "up"
+DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class NewChange:
+    """A change to record; its origin and seq are assigned when it is recorded."""
+
+    entity: str
+    key: str
+    op: str
+    payload: Mapping[str, Any]
+
+
+def _is_stream(t: SyncTables, direction: str, stream: str) -> ColumnElement[bool]:
+    return (t.streams.c.direction == direction) & (t.streams.c.stream == stream)
+
+
+def _ensure_head(
+    session: Session, t: SyncTables, direction: str, stream: str, region: str | None
+) -> None:
+    session.execute(
+        dialect_of(session)
+        .insert_ignore(t.streams, ["direction", "stream"])
+        .values(direction=direction, stream=stream, last_seq=0, region=region, updated_at=utcnow())
+    )
+
+
+def _bump_head(
+    session: Session, t: SyncTables, direction: str, stream: str, n: int, region: str | None
+) -> int:
+    """Add ``n`` to a stream's head and return the new head; the row stays locked to commit."""
+    s = t.streams
+    bump = (
+        update(s)
+        .where(_is_stream(t, direction, stream))
+        .values(last_seq=s.c.last_seq + n, updated_at=utcnow())
+        .returning(s.c.last_seq)
+    )
+    last = session.execute(bump).scalar()
+    if last is None:
+        _ensure_head(session, t, direction, stream, region)
+        last = session.execute(bump).scalar_one()
+    return int(last)
+
+
+def allocate_seqs(
+    session: Session, t: SyncTables, direction: str, stream: str, n: int, region: str | None
+) -> int:
+    """Reserve ``n`` seqs of a stream and return the first of them."""
+    return _bump_head(session, t, direction, stream, n, region) - n + 1
+
+
+def insert_changes(
+    session: Session, t: SyncTables, direction: str, stream: str, first: int, changes: Sequence[Any]
+) -> None:
+    """Insert changes (anything with entity, key, op, payload) as seqs first, first + 1, …"""
+    now = utcnow()
+    dialect_of(session).bulk_insert(
+        session,
+        t.outbox,
+        [
+            {
+                "direction": direction,
+                "stream": stream,
+                "seq": first + i,
+                "entity": c.entity,
+                "entity_key": c.key,
+                "op": c.op,
+                "payload": dict(c.payload),
+                "created_at": now,
+            }
+            for i, c in enumerate(changes)
+        ],
+    )
+    mark_recorded(session)
+
+
+def record_change(
+    session: Session,
+    tables: SyncTables,
+    *,
+    entity: str,
+    key: str,
+    op: str,
+    payload: Mapping[str, Any],
+    node: SyncNode | None = None,
+) -> int:
+    """Record one change of this node in its outbox (caller's transaction); returns its seq."""
+    first, _ = record_changes(session, tables, [NewChange(entity, key, op, payload)], node=node)
+    return first
+
+
+def record_changes(
+    session: Session,
+    tables: SyncTables,
+    changes: Iterable[NewChange],
+    *,
+    node: SyncNode | None = None,
+) -> tuple[int, int]:
+    """Record many changes with one multi-row insert; returns the (first, last) seq, or (0, 0)."""
+    rows = list(changes)
+    if not rows:
+        return 0, 0
+    me = node_of(session, node)
+    first = allocate_seqs(session, tables, UP, me.node_id, len(rows), me.region)
+    insert_changes(session, tables, UP, me.node_id, first, rows)
+    return first, first + len(rows) - 1
+
+
+def record_changes_from_select(
+    session: Session,
+    tables: SyncTables,
+    source: Select[Any],
+    *,
+    entity: str,
+    op: str,
+    order_by: Sequence[str] = ("key",),
+    node: SyncNode | None = None,
+) -> tuple[int, int]:
+    """Record one change per row of ``source`` (columns ``key`` and ``payload``) set-based.
+
+    Build ``payload`` with ``shared.sync.json_object(...)``. Returns the (first, last) seq.
+    """
+    me = node_of(session, node)
+    src = source.subquery("src")
+    # Lock the stream head first (a zero bump) so that no other writer takes seqs meanwhile.
+    base = _bump_head(session, tables, UP, me.node_id, 0, me.region)
+    seq = literal(base) + func.row_number().over(order_by=[src.c[c] for c in order_by])
+    rows = select(
+        literal(UP),
+        literal(me.node_id),
+        seq,
+        literal(entity),
+        src.c.key,
+        literal(op),
+        src.c.payload,
+        literal(utcnow(), UtcDateTime()),
+    )
+    o = tables.outbox.c
+    result = session.execute(
+        insert(tables.outbox)
+        .from_select(
+            [o.direction, o.stream, o.seq, o.entity, o.entity_key, o.op, o.payload, o.created_at],
+            rows,
+        )
+        .execution_options(preserve_rowcount=True)  # INSERT rowcounts are not kept otherwise
+    )
+    n = int(cast(CursorResult[Any], result).rowcount)
+    if n < 0:
+        raise RuntimeError("the database driver did not report how many changes were recorded")
+    if n == 0:
+        return 0, 0
+    _bump_head(session, tables, UP, me.node_id, n, me.region)
+    mark_recorded(session)
+    return base + 1, base + n
+
+
+def publish_down(
+    session: Session,
+    tables: SyncTables,
+    *,
+    stream: str,
+    entity: str,
+    key: str,
+    op: str,
+    payload: Mapping[str, Any],
+) -> int:
+    """Queue a message for a child (its region code as ``stream``, or BROADCAST); its seq."""
+    region = None if stream == BROADCAST else stream
+    first = allocate_seqs(session, tables, DOWN, stream, 1, region)
+    insert_changes(session, tables, DOWN, stream, first, [NewChange(entity, key, op, payload)])
+    return first
+
+
+def append_exact(
+    session: Session,
+    tables: SyncTables,
+    direction: str,
+    stream: str,
+    changes: Sequence[Change],
+    region: str | None,
+    now: datetime | None = None,
+) -> None:
+    """Re-record relayed changes with their original seqs (contiguous, after the head)."""
+    if not changes:
+        return
+    _ensure_head(session, tables, direction, stream, region)
+    session.execute(
+        update(tables.streams)
+        .where(_is_stream(tables, direction, stream))
+        .values(last_seq=changes[-1].seq, region=region, updated_at=now or utcnow())
+    )
+    insert_changes(session, tables, direction, stream, changes[0].seq, changes)
+
+
+def read_stream(
+    session: Session,
+    tables: SyncTables,
+    direction: str,
+    stream: str,
+    after: int,
+    limit: int,
+    origin: str | None = None,
+) -> list[Change]:
+    """The next ``limit`` changes of a stream after seq ``after``, in seq order.
+
+    Up streams are named by their origin; a down stream's changes carry ``origin`` (the
+    sending node).
+    """
+    o = tables.outbox.c
+    rows = session.execute(
+        select(o.seq, o.entity, o.entity_key, o.op, o.payload)
+        .where((o.direction == direction) & (o.stream == stream) & (o.seq > after))
+        .order_by(o.seq)
+        .limit(limit)
+    ).all()
+    who = origin or stream
+    return [Change(who, int(r.seq), r.entity, r.entity_key, r.op, r.payload) for r in rows]
+
+
+def prune(session: Session, tables: SyncTables, *, older_than: datetime) -> dict[str, int]:
+    """Delete what is no longer needed and older than ``older_than``; counts per table.
+
+    Outbox rows go once their receiver acknowledged them (the broadcast stream stays: a
+    child that joins later pulls it from the start); accepted batch ids go once they are
+    far older than the clock-skew window, since a batch that old is refused anyway.
+    """
+    c = tables.cursors.c
+    o = tables.outbox.c
+    deleted = {"outbox": 0, "batches": 0}
+    acked = session.execute(
+        select(c.kind, c.stream, func.min(c.acked_seq))
+        .where(c.kind.in_([PUSH, SERVE]) & (c.stream != BROADCAST))
+        .group_by(c.kind, c.stream)
+    ).all()
+    for kind, stream, seq in acked:
+        result = session.execute(
+            delete(tables.outbox).where(
+                (o.direction == (UP if kind == PUSH else DOWN))
+                & (o.stream == stream)
+                & (o.seq <= seq)
+                & (o.created_at < older_than)
+            )
+        )
+        deleted["outbox"] += int(cast(CursorResult[Any], result).rowcount)
+    result = session.execute(
+        delete(tables.batches).where(tables.batches.c.received_at < older_than)
+    )
+    deleted["batches"] = int(cast(CursorResult[Any], result).rowcount)
+    return deleted

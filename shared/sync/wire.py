@@ -1,0 +1,426 @@
+"""The sync wire format: changes, batches, pull requests, their digest and HMAC."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+
+from shared.regions import is_valid_code
+from shared.sync.errors import BadSignature, ClockSkew, DigestMismatch, MalformedBatch
+from shared.sync.tables import ENTITY_LEN, KEY_LEN, NODE_LEN, OP_LEN
+
+__all__ = [
+    "BROADCAST",
+    "DEFAULT_MAX_SKEW_S",
+    "MAX_BATCH_CHANGES",
+    "PROTOCOL",
+    "Batch",
+    "Change",
+    "PullRequest",
+    "PullResponse",
+    "batch_digest",
+    "batch_mac",
+    "build_batch",
+    "build_pull",
+    "canonical_json",
+    "down_batch_id",
+    "down_batch_prefix",
+    "parse_batch",
+    "parse_pull",
+    "parse_pull_response",
+    "sign_batch",
+    "verify_batch_mac",
+    "verify_digest",
+    "verify_pull_mac",
+]
+
+PROTOCOL = "checkup-sync-v1"
+BROADCAST = "*"  # the downward stream every child pulls (catalog releases)
+MAX_BATCH_CHANGES = 10_000
+DEFAULT_MAX_SKEW_S = 300.0
+
+_NODE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+_STREAM = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]*)$"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One recorded change: which origin stream and seq, what entity and key, what happened."""
+
+    origin: str
+    seq: int
+    entity: str
+    key: str
+    op: str
+    payload: dict[str, Any]
+
+    def as_wire(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "seq": self.seq,
+            "entity": self.entity,
+            "key": self.key,
+            "op": self.op,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A signed, digested set of changes from one node to another."""
+
+    batch_id: str
+    sender: str
+    service: str
+    timestamp: str
+    origins: dict[str, str]
+    changes: list[Change]
+    digest: str
+    mac: str | None = None
+
+    def as_wire(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "sender": self.sender,
+            "service": self.service,
+            "timestamp": self.timestamp,
+            "origins": self.origins,
+            "changes": [c.as_wire() for c in self.changes],
+            "digest": self.digest,
+            "mac": self.mac,
+        }
+
+    def encode(self) -> bytes:
+        return json.dumps(self.as_wire(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A child asking its parent for the downward stream after the seq it has applied."""
+
+    node: str
+    service: str
+    stream: str
+    after: int
+    limit: int
+    timestamp: str
+    mac: str | None = None
+
+    def as_wire(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "service": self.service,
+            "stream": self.stream,
+            "after": self.after,
+            "limit": self.limit,
+            "timestamp": self.timestamp,
+            "mac": self.mac,
+        }
+
+    def encode(self) -> bytes:
+        return json.dumps(self.as_wire(), separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class PullResponse:
+    """The next changes of a downward stream and the stream's head seq at the parent."""
+
+    head: int
+    batch: Batch
+
+    def as_wire(self) -> dict[str, Any]:
+        return {"head": self.head, "batch": self.batch.as_wire()}
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+class _ChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    origin: StrictStr = Field(min_length=1, max_length=NODE_LEN, pattern=_NODE)
+    seq: StrictInt = Field(ge=1)
+    entity: StrictStr = Field(min_length=1, max_length=ENTITY_LEN, pattern=r"^[a-z][a-z0-9_.]*$")
+    key: StrictStr = Field(min_length=1, max_length=KEY_LEN)
+    op: StrictStr = Field(min_length=1, max_length=OP_LEN, pattern=r"^[a-z_]+$")
+    payload: dict[str, Any]
+
+
+class _BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: StrictStr = Field(min_length=8, max_length=NODE_LEN, pattern=_NODE)
+    sender: StrictStr = Field(min_length=1, max_length=NODE_LEN, pattern=_NODE)
+    service: StrictStr = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    timestamp: StrictStr = Field(min_length=10, max_length=40)
+    origins: dict[StrictStr, StrictStr]
+    changes: list[_ChangeIn] = Field(max_length=MAX_BATCH_CHANGES)
+    digest: StrictStr = Field(pattern=r"^[0-9a-f]{64}$")
+    mac: StrictStr | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class _PullIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: StrictStr = Field(min_length=1, max_length=NODE_LEN, pattern=_NODE)
+    service: StrictStr = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    stream: StrictStr = Field(min_length=1, max_length=NODE_LEN, pattern=_STREAM)
+    after: StrictInt = Field(ge=0)
+    limit: StrictInt = Field(ge=1, le=MAX_BATCH_CHANGES)
+    timestamp: StrictStr = Field(min_length=10, max_length=40)
+    mac: StrictStr | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+def _problems(exc: PydanticValidationError) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for err in exc.errors()[:50]:
+        loc = err.get("loc", ())
+        item: dict[str, Any] = {
+            "field": ".".join(str(p) for p in loc),
+            "message": err.get("msg", ""),
+        }
+        if len(loc) >= 2 and loc[0] == "changes" and isinstance(loc[1], int):
+            item["row"] = loc[1]
+        out.append(item)
+    return out
+
+
+def _load(body: Mapping[str, Any] | bytes | str) -> Any:
+    if isinstance(body, bytes | str):
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise MalformedBatch(f"请求体不是有效的 JSON (body is not valid JSON): {exc}") from exc
+    return body
+
+
+def parse_batch(body: Mapping[str, Any] | bytes | str) -> Batch:
+    """Check a batch's shape (every change, every field) and return it; 422 names the rows."""
+    try:
+        raw = _BatchIn.model_validate(_load(body))
+    except PydanticValidationError as exc:
+        errors = _problems(exc)
+        raise MalformedBatch(
+            f"同步批次格式错误，共 {exc.error_count()} 处 (malformed batch)", errors=errors
+        ) from exc
+    bad_regions = [
+        {"field": f"origins.{o}", "message": f"不是有效的区划代码 (not a division code): {r}"}
+        for o, r in raw.origins.items()
+        if not is_valid_code(r)
+    ]
+    if bad_regions:
+        raise MalformedBatch("来源区划代码无效 (invalid origin region)", errors=bad_regions)
+    changes = [Change(c.origin, c.seq, c.entity, c.key, c.op, c.payload) for c in raw.changes]
+    return Batch(
+        batch_id=raw.batch_id,
+        sender=raw.sender,
+        service=raw.service,
+        timestamp=raw.timestamp,
+        origins=dict(raw.origins),
+        changes=changes,
+        digest=raw.digest,
+        mac=raw.mac,
+    )
+
+
+def parse_pull(body: Mapping[str, Any] | bytes | str) -> PullRequest:
+    """Check a pull request's shape and return it."""
+    try:
+        raw = _PullIn.model_validate(_load(body))
+    except PydanticValidationError as exc:
+        raise MalformedBatch(
+            "拉取请求格式错误 (malformed pull request)", errors=_problems(exc)
+        ) from exc
+    return PullRequest(**raw.model_dump())
+
+
+def parse_pull_response(body: Mapping[str, Any] | bytes | str) -> PullResponse:
+    """Check a parent's answer to a pull and return it."""
+    data = _load(body)
+    head = data.get("head") if isinstance(data, Mapping) else None
+    if not isinstance(head, int) or isinstance(head, bool) or head < 0:
+        raise MalformedBatch("拉取响应缺少 head (pull response without head)")
+    return PullResponse(head=head, batch=parse_batch(data.get("batch") or {}))
+
+
+# --- digest and MAC -----------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """UTF-8 JSON with sorted keys and no whitespace: the bytes the digest is taken over."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def batch_digest(
+    sender: str, service: str, origins: Mapping[str, str], changes: Iterable[Change]
+) -> str:
+    """SHA-256 (hex) over the canonical JSON of the batch content."""
+    content = {
+        "changes": [c.as_wire() for c in changes],
+        "origins": dict(origins),
+        "sender": sender,
+        "service": service,
+    }
+    return hashlib.sha256(canonical_json(content)).hexdigest()
+
+
+def _mac(secret: str, *parts: object) -> str:
+    message = "\n".join(str(p) for p in parts).encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def batch_mac(secret: str, batch_id: str, digest: str, timestamp: str) -> str:
+    """HMAC-SHA256 (hex) over (protocol, batch id, digest, timestamp)."""
+    return _mac(secret, PROTOCOL, batch_id, digest, timestamp)
+
+
+def _pull_mac(secret: str, pull: PullRequest) -> str:
+    return _mac(
+        secret,
+        PROTOCOL + "-pull",
+        pull.node,
+        pull.service,
+        pull.stream,
+        pull.after,
+        pull.limit,
+        pull.timestamp,
+    )
+
+
+def _timestamp(now: datetime | None) -> str:
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def build_batch(
+    *,
+    sender: str,
+    service: str,
+    origins: Mapping[str, str],
+    changes: Sequence[Change],
+    secret: str | None,
+    batch_id: str | None = None,
+    now: datetime | None = None,
+) -> Batch:
+    """A batch with its digest, signed with the node credential secret (unsigned if None)."""
+    batch_id = batch_id or uuid.uuid4().hex
+    timestamp = _timestamp(now)
+    digest = batch_digest(sender, service, origins, changes)
+    mac = batch_mac(secret, batch_id, digest, timestamp) if secret is not None else None
+    return Batch(batch_id, sender, service, timestamp, dict(origins), list(changes), digest, mac)
+
+
+def build_pull(
+    *,
+    node: str,
+    service: str,
+    stream: str,
+    after: int,
+    limit: int,
+    secret: str,
+    now: datetime | None = None,
+) -> PullRequest:
+    """A signed pull request."""
+    unsigned = PullRequest(node, service, stream, after, limit, _timestamp(now))
+    return PullRequest(**{**unsigned.as_wire(), "mac": _pull_mac(secret, unsigned)})
+
+
+def _check_skew(timestamp: str, now: datetime | None, max_skew_s: float) -> None:
+    try:
+        sent = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise MalformedBatch(f"时间戳格式错误 (bad timestamp): {timestamp}") from exc
+    if sent.tzinfo is None:
+        raise MalformedBatch(f"时间戳须带时区 (timestamp needs a UTC offset): {timestamp}")
+    skew = abs(((now or datetime.now(UTC)) - sent).total_seconds())
+    if skew > max_skew_s:
+        raise ClockSkew(
+            f"时间戳与本节点时钟相差 {skew:.0f} 秒，超过 {max_skew_s:.0f} 秒 "
+            f"(timestamp {timestamp} is {skew:.0f}s off; check the node clocks)"
+        )
+
+
+def _matching(
+    secrets: str | Sequence[str], mac: str | None, expected: Callable[[str], str]
+) -> str | None:
+    # Several secrets are valid while a credential is being rotated.
+    if mac is None:
+        return None
+    for secret in [secrets] if isinstance(secrets, str) else secrets:
+        if hmac.compare_digest(mac, expected(secret)):
+            return secret
+    return None
+
+
+def verify_batch_mac(
+    batch: Batch,
+    secrets: str | Sequence[str],
+    *,
+    now: datetime | None = None,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
+) -> str:
+    """The secret the batch is signed with; 401 if none matches or it is outside the window."""
+    if batch.mac is None:
+        raise BadSignature("同步批次未签名 (batch carries no MAC)")
+    secret = _matching(
+        secrets, batch.mac, lambda s: batch_mac(s, batch.batch_id, batch.digest, batch.timestamp)
+    )
+    if secret is None:
+        raise BadSignature(
+            f"批次 {batch.batch_id} 的签名与节点 {batch.sender} 的凭据不符 "
+            "(MAC does not match the node credential)"
+        )
+    _check_skew(batch.timestamp, now, max_skew_s)
+    return secret
+
+
+def verify_digest(batch: Batch) -> None:
+    """Raise 422 unless the digest matches the batch content."""
+    actual = batch_digest(batch.sender, batch.service, batch.origins, batch.changes)
+    if not hmac.compare_digest(actual, batch.digest):
+        raise DigestMismatch(
+            f"批次 {batch.batch_id} 内容与摘要不符，可能在传输中被篡改或损坏 "
+            "(content does not match its digest: corrupted or tampered in transit)"
+        )
+
+
+def verify_pull_mac(
+    pull: PullRequest,
+    secrets: str | Sequence[str],
+    *,
+    now: datetime | None = None,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
+) -> str:
+    """The secret the pull request is signed with; 401 if none matches."""
+    secret = _matching(secrets, pull.mac, lambda s: _pull_mac(s, pull))
+    if secret is None:
+        raise BadSignature(f"节点 {pull.node} 的拉取请求签名无效 (pull request MAC does not match)")
+    _check_skew(pull.timestamp, now, max_skew_s)
+    return secret
+
+
+def down_batch_prefix(stream: str, after: int) -> str:
+    """How the id of the answer to a pull begins: it names the stream and position asked for."""
+    token = "all" if stream == BROADCAST else stream
+    return f"down-{token}-{after}-"
+
+
+def down_batch_id(stream: str, after: int) -> str:
+    """Id of the answer to a pull (bound to the stream and position under the MAC)."""
+    return down_batch_prefix(stream, after) + uuid.uuid4().hex[:12]
+
+
+def sign_batch(batch: Batch, secret: str) -> Batch:
+    """The batch with its MAC set (for a gateway that signs what its service built)."""
+    return replace(batch, mac=batch_mac(secret, batch.batch_id, batch.digest, batch.timestamp))

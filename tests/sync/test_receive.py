@@ -1,0 +1,409 @@
+"""Receiving batches: exactly once, in order, relayed with the original origin, or not at all."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.dbtypes import utcnow
+from shared.errors import ProblemError
+from shared.sync import (
+    Batch,
+    Change,
+    ReceiveResult,
+    build_batch,
+    receive_batch,
+)
+from tests.sync.tiny import SERVICE, TinyNode, outbox_batch
+
+SECRET = "county-secret-0123456789abcdef0123"
+
+
+def receive(
+    parent: TinyNode,
+    batch: Batch | dict[str, Any],
+    *,
+    region: str = "360121",
+    secret: str | tuple[str, ...] | None = SECRET,
+    relay: bool = False,
+    **kw: Any,
+) -> ReceiveResult:
+    with parent.db.session() as session:
+        return receive_batch(
+            session,
+            parent.tables,
+            batch,
+            node=parent.node,
+            credential_secret=secret,
+            allowed_region=region,
+            appliers=parent.appliers,
+            relay=relay,
+            **kw,
+        )
+
+
+def subset(batch: Batch, seqs: list[int], secret: str = SECRET) -> Batch:
+    """A batch carrying some of the changes of ``batch`` in the given order."""
+    by_seq = {c.seq: c for c in batch.changes}
+    return build_batch(
+        sender=batch.sender,
+        service=batch.service,
+        origins=batch.origins,
+        changes=[by_seq[s] for s in seqs],
+        secret=secret,
+    )
+
+
+def test_each_change_applies_once_and_in_order_whatever_the_delivery(
+    city: TinyNode, county: TinyNode
+) -> None:
+    # Ten changes, several of them edits of the same value: the last one must win.
+    entries = [(("360121", f"v{i % 4}"), float(i)) for i in range(1, 11)]
+    for key, value in entries:
+        county.enter({key: value})
+    full = outbox_batch(county, SECRET)
+    assert [c.seq for c in full.changes] == list(range(1, 11))
+
+    r = receive(city, subset(full, [1, 2, 3, 4]))
+    assert (r.acks, r.applied, r.duplicates, r.held) == ({"node-360121": 4}, 4, 0, 0)
+    # Duplicated and overlapping delivery: 3 and 4 are skipped.
+    r = receive(city, subset(full, [3, 4, 5, 6]))
+    assert (r.acks["node-360121"], r.applied, r.duplicates) == (6, 2, 2)
+    # A gap: 9 and 10 arrive before 7 and 8, in reverse order; they wait.
+    r = receive(city, subset(full, [10, 9]))
+    assert (r.acks["node-360121"], r.applied, r.held) == (6, 0, 2)
+    assert city.count(city.tables.held) == 2
+    # The gap is filled (out of order again): 7..10 apply in seq order, the holding area empties.
+    r = receive(city, subset(full, [8, 7, 9]))
+    assert (r.acks["node-360121"], r.applied) == (10, 4)
+    assert city.count(city.tables.held) == 0
+    # Everything once more, shuffled: nothing new.
+    seqs = list(range(1, 11))
+    random.Random(7).shuffle(seqs)
+    r = receive(city, subset(full, seqs))
+    assert (r.acks["node-360121"], r.applied, r.duplicates) == (10, 0, 10)
+
+    assert city.applied_changes() == [("node-360121", s) for s in range(1, 11)]
+    assert (
+        city.snapshot()
+        == county.snapshot()
+        == {
+            ("360121", "v0"): 8.0,
+            ("360121", "v1"): 9.0,
+            ("360121", "v2"): 10.0,
+            ("360121", "v3"): 7.0,
+        }
+    )
+
+
+def test_the_same_batch_again_is_a_retransmission_not_a_double(
+    city: TinyNode, county: TinyNode
+) -> None:
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0})
+    batch = outbox_batch(county, SECRET)
+    first = receive(city, batch)
+    again = receive(city, batch)
+    assert (first.applied, first.retransmission) == (2, False)
+    assert (again.applied, again.duplicates, again.retransmission) == (0, 2, True)
+    assert again.acks == {"node-360121": 2}
+    assert len(city.applied_changes()) == 2
+
+
+def test_a_duplicate_within_one_batch_applies_once(city: TinyNode, county: TinyNode) -> None:
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0})
+    r = receive(city, subset(outbox_batch(county, SECRET), [1, 2, 2, 1]))
+    assert (r.applied, r.duplicates) == (2, 2)
+    assert city.applied_changes() == [("node-360121", 1), ("node-360121", 2)]
+
+
+def test_relay_keeps_the_origin_and_its_seqs_so_the_province_dedupes_any_path(
+    province: TinyNode, city: TinyNode, county: TinyNode
+) -> None:
+    city.enter({("360100", "own"): 5.0})
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0})
+    county.enter({("360121", "a"): 3.0})
+    receive(city, outbox_batch(county, SECRET), relay=True)
+
+    # The city now sends two streams up: its own and the county's, with the county's seqs.
+    relayed = outbox_batch(city, "city-secret", origin="node-360121", region="360121")
+    assert [(c.origin, c.seq) for c in relayed.changes] == [
+        ("node-360121", 1),
+        ("node-360121", 2),
+        ("node-360121", 3),
+    ]
+    assert relayed.changes == outbox_batch(county, SECRET).changes
+    own = outbox_batch(city, "city-secret")
+    assert [(c.origin, c.seq) for c in own.changes] == [("node-360100", 1)]
+
+    r = receive(province, relayed, region="360100", secret="city-secret")
+    assert r.acks == {"node-360121": 3}
+    receive(province, own, region="360100", secret="city-secret")
+    # The same county changes reaching the province by another path are duplicates.
+    direct = receive(province, outbox_batch(county, SECRET), region="360121")
+    assert (direct.applied, direct.duplicates) == (0, 3)
+
+    assert sorted(province.applied_changes()) == [
+        ("node-360100", 1),
+        ("node-360121", 1),
+        ("node-360121", 2),
+        ("node-360121", 3),
+    ]
+    assert province.snapshot() == {
+        ("360100", "own"): 5.0,
+        ("360121", "a"): 3.0,
+        ("360121", "b"): 2.0,
+    }
+    # Nothing is relayed where relay is off.
+    assert province.count(province.tables.outbox) == 0
+
+
+def _tamper(batch: Batch, **changes: Any) -> Batch:
+    return replace(batch, **changes)
+
+
+def _bad_batches(county: TinyNode) -> dict[str, tuple[Batch | dict[str, Any], str, int]]:
+    """Name → (batch, problem slug, status) for every way a batch must be refused whole."""
+    good = outbox_batch(county, SECRET)
+    c0 = good.changes[0]
+    wire = good.as_wire()
+    malformed = {**wire, "changes": [*wire["changes"][:-1], {**wire["changes"][-1], "seq": 0}]}
+    foreign = Change(
+        "node-360121",
+        4,
+        "value",
+        "360122/x",
+        "upsert",
+        {"region": "360122", "name": "x", "value": 1.0},
+    )
+    bad_payload = Change(
+        "node-360121",
+        4,
+        "value",
+        "360121/x",
+        "upsert",
+        {"region": "360121", "name": "x", "value": "ten"},
+    )
+    unknown = Change("node-360121", 4, "gossip", "k", "upsert", {"region": "360121"})
+    mimic = build_batch(
+        sender="node-360121",
+        service=SERVICE,
+        origins={"node-360122": "360121"},
+        changes=[replace(c0, origin="node-360122")],
+        secret=SECRET,
+    )
+
+    def signed(changes: list[Change], secret: str = SECRET, **kw: Any) -> Batch:
+        return build_batch(
+            sender=kw.pop("sender", "node-360121"),
+            service=kw.pop("service", SERVICE),
+            origins=kw.pop("origins", {"node-360121": "360121"}),
+            changes=changes,
+            secret=secret,
+            **kw,
+        )
+
+    return {
+        # Content changed after signing (the digest no longer matches).
+        "tampered": (
+            _tamper(
+                good,
+                changes=[replace(c0, payload={**c0.payload, "value": 99.0}), *good.changes[1:]],
+            ),
+            "sync-digest-mismatch",
+            422,
+        ),
+        # Content and digest changed consistently, but without the secret the MAC fails.
+        "bad-mac": (
+            signed(good.changes, secret="not-the-county-secret"),
+            "sync-bad-signature",
+            401,
+        ),
+        "unsigned": (_tamper(good, mac=None), "sync-bad-signature", 401),
+        "stale": (signed(good.changes, now=utcnow() - timedelta(hours=1)), "sync-clock-skew", 401),
+        "out-of-scope": (signed([*good.changes, foreign]), "sync-out-of-scope", 403),
+        "origin-out-of-scope": (
+            signed(good.changes, origins={"node-360121": "360122"}),
+            "sync-out-of-scope",
+            403,
+        ),
+        "malformed-seq": (malformed, "sync-malformed", 422),
+        "bad-payload": (signed([*good.changes, bad_payload]), "sync-malformed", 422),
+        "unknown-entity": (signed([*good.changes, unknown]), "sync-malformed", 422),
+        "wrong-service": (signed(good.changes, service="survey"), "sync-malformed", 422),
+        "undeclared-origin": (signed(good.changes, origins={}), "sync-malformed", 422),
+        # The county speaking for its neighbour: a county relays no one.
+        "mimic-origin": (mimic, "sync-out-of-scope", 403),
+    }
+
+
+BAD = [
+    "tampered",
+    "bad-mac",
+    "unsigned",
+    "stale",
+    "out-of-scope",
+    "origin-out-of-scope",
+    "malformed-seq",
+    "bad-payload",
+    "unknown-entity",
+    "wrong-service",
+    "undeclared-origin",
+    "mimic-origin",
+]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_batch_is_rejected_whole_with_its_reason_and_nothing_applied(
+    case: str, city: TinyNode, county: TinyNode, county2: TinyNode
+) -> None:
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0, ("360121", "c"): 3.0})
+    county2.enter({("360122", "z"): 9.0})
+    # The neighbour's origin is known to the city before the bad batch arrives.
+    receive(city, outbox_batch(county2, "other"), region="360122", secret="other")
+    before = city.dump()
+    batch, slug, status = _bad_batches(county)[case]
+
+    with pytest.raises(ProblemError) as caught:
+        receive(city, batch)
+
+    problem = caught.value.to_problem()
+    assert problem["type"].endswith("/" + slug), problem
+    assert problem["status"] == status
+    assert problem["detail"]
+    assert city.dump() == before
+
+
+def test_rejections_name_the_rows(city: TinyNode, county: TinyNode) -> None:
+    county.enter({("360121", "a"): 1.0})
+    good = outbox_batch(county, SECRET)
+    bad = Change("node-360121", 2, "value", "k", "upsert", {"region": "360121", "name": "x"})
+    batch = build_batch(
+        sender="node-360121",
+        service=SERVICE,
+        origins=good.origins,
+        changes=[*good.changes, bad],
+        secret=SECRET,
+    )
+    with pytest.raises(ProblemError) as caught:
+        receive(city, batch)
+    errors = caught.value.errors or []
+    assert {"row": 1, "field": "payload.value"}.items() <= errors[0].items()
+
+
+def test_a_batch_id_replayed_with_other_content_is_refused(
+    city: TinyNode, county: TinyNode
+) -> None:
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0})
+    first = outbox_batch(county, SECRET)
+    receive(city, subset(first, [1]))
+    accepted_id = city.dump()["sync_batches"][0][0]
+    before = city.dump()
+    replayed = build_batch(
+        sender="node-360121",
+        service=SERVICE,
+        origins=first.origins,
+        changes=first.changes,
+        secret=SECRET,
+        batch_id=accepted_id,
+    )
+    with pytest.raises(ProblemError) as caught:
+        receive(city, replayed)
+    assert caught.value.slug == "sync-replayed-batch"
+    assert city.dump() == before
+
+
+def test_rotation_accepts_either_secret_while_both_are_valid(
+    city: TinyNode, county: TinyNode
+) -> None:
+    county.enter({("360121", "a"): 1.0})
+    r = receive(city, outbox_batch(county, "new-secret"), secret=("old-secret", "new-secret"))
+    assert r.acks == {"node-360121": 1}
+
+
+def test_concurrent_deliveries_of_the_same_changes_apply_once(
+    city: TinyNode, county: TinyNode
+) -> None:
+    county.enter(values := {("360121", f"v{i}"): float(i) for i in range(50)})
+    full = outbox_batch(county, SECRET)
+    # A duplicating proxy: the same changes in different batches, delivered all at once.
+    batches = [subset(full, list(range(1, 51))) for _ in range(4)] + [
+        subset(full, list(range(20, 51)))
+    ]
+    barrier = threading.Barrier(len(batches))
+    results: list[ReceiveResult] = []
+    errors: list[BaseException] = []
+
+    def deliver(batch: Batch) -> None:
+        barrier.wait()
+        try:
+            results.append(receive(city, batch))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(r.applied for r in results) == 50
+    # A delivery that came first with only the tail held it: its ack stayed at 0.
+    assert {r.acks["node-360121"] for r in results} <= {0, 50}
+    assert city.count(city.tables.held) == 0
+    assert city.applied_changes() == [("node-360121", s) for s in range(1, 51)]
+    assert city.snapshot() == values
+
+
+def test_one_node_id_in_two_places_is_refused_not_merged(
+    province: TinyNode, make_node: Callable[[str, str], TinyNode]
+) -> None:
+    # Two counties under two cities configured with the same node id (a cloned machine):
+    # without the origin binding, the second would have its changes dropped as duplicates.
+    first = make_node("node-dup", "360121")
+    second = make_node("node-dup", "360702")
+    first.enter({("360121", "a"): 1.0})
+    second.enter({("360702", "b"): 2.0})
+
+    def relayed(county: TinyNode, city: str) -> Batch:
+        batch = outbox_batch(county, None)
+        return build_batch(
+            sender=f"node-{city}",
+            service=SERVICE,
+            origins=batch.origins,
+            changes=batch.changes,
+            secret="city",
+        )
+
+    receive(province, relayed(first, "360100"), region="360100", secret="city")
+    before = province.dump()
+    with pytest.raises(ProblemError) as caught:
+        receive(province, relayed(second, "360700"), region="360700", secret="city")
+    assert caught.value.slug == "sync-origin-conflict"
+    assert province.dump() == before
+
+
+def test_a_city_declares_only_origins_it_sends(province: TinyNode, city: TinyNode) -> None:
+    city.enter({("360100", "a"): 1.0})
+    own = outbox_batch(city, None)
+    batch = build_batch(
+        sender="node-360100",
+        service=SERVICE,
+        origins={**own.origins, "node-360121": "360121"},
+        changes=own.changes,
+        secret="city",
+    )
+    with pytest.raises(ProblemError) as caught:
+        receive(province, batch, region="360100", secret="city")
+    assert caught.value.slug == "sync-malformed"
+    assert caught.value.errors == [
+        {
+            "field": "origins.node-360121",
+            "message": "声明的来源没有任何变更 (origin without changes)",
+        }
+    ]

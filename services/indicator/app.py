@@ -10,6 +10,7 @@ from services.indicator.approval.router import router as approval_router
 from services.indicator.dashboard.router import router as dashboard_router
 from services.indicator.evaluation.router import router as evaluation_router
 from services.indicator.regions.router import router as regions_router
+from services.indicator.spatial.router import routers as spatial_routers
 from services.indicator.systems.router import router as systems_router
 from services.indicator.values.router import router as values_router
 from shared.app import create_service_app
@@ -31,6 +32,7 @@ def create_app(settings: NodeSettings) -> FastAPI:
             approval_router,
             evaluation_router,
             dashboard_router,
+            *spatial_routers,
         ],
         title="指标服务 (indicator service)",
         spatial=True,

@@ -9,23 +9,51 @@ from services.indicator.evaluation.models import (
     RegionScore,
 )
 from services.indicator.regions.models import Region
+from services.indicator.spatial.models import (
+    CoverageRule,
+    Facility,
+    Inspection,
+    InspectionEvidence,
+    InspectionResult,
+    RegionExtent,
+    RollupCount,
+    RollupDirty,
+    SpatialBatch,
+    SpatialEvent,
+    SpatialRun,
+    SpatialUnit,
+    ValueObject,
+)
 from services.indicator.systems.models import Indicator, IndicatorSystem, SubItem, SystemEvent
 from services.indicator.values.models import ImportBatch, IndicatorValue, ValueHistory
 
 __all__ = [
     "Base",
+    "CoverageRule",
     "Evaluation",
     "EvaluationRule",
     "EvaluationRun",
+    "Facility",
     "ImportBatch",
     "Indicator",
     "IndicatorSystem",
     "IndicatorValue",
+    "Inspection",
+    "InspectionEvidence",
+    "InspectionResult",
     "Region",
+    "RegionExtent",
     "RegionScore",
+    "RollupCount",
+    "RollupDirty",
+    "SpatialBatch",
+    "SpatialEvent",
+    "SpatialRun",
+    "SpatialUnit",
     "SubItem",
     "Submission",
     "SubmissionEvent",
     "SystemEvent",
     "ValueHistory",
+    "ValueObject",
 ]

@@ -51,7 +51,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     run_migrations(settings)
-    print(f"已迁移到最新版本 (migrated): {settings.data_dir if not settings.database_url else 'PostgreSQL'}")
+    where = "PostgreSQL" if settings.database_url else str(settings.data_dir)
+    print(f"已迁移到最新版本 (migrated): {where}")
     return 0
 
 
@@ -85,7 +86,9 @@ def cmd_local_api(args: argparse.Namespace) -> int:
                 mode=args.mode,
             )
         else:
-            out = node.evaluate(system_id=args.system, period=args.period, region_code=args.region_code)
+            out = node.evaluate(
+                system_id=args.system, period=args.period, region_code=args.region_code
+            )
     print(json.dumps(out, ensure_ascii=False, indent=2))
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
 import socket
@@ -58,26 +59,38 @@ def _start_server(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread
 
 def run_demo(data_dir: Path, port: int = 0, keep_running: bool | None = None) -> int:
     """Start a county node on SQLite and run the indicator work end to end through its API."""
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from checkup.node import build_all_in_one, run_migrations
     from gateway.accounts import create_user
 
     if data_dir.exists():
         shutil.rmtree(data_dir)
     settings = NodeSettings(region_code=COUNTY, data_dir=data_dir)
-    _say(f"== 城市体检信息平台演示：南昌县节点 ({COUNTY})，嵌入式数据库 SQLite，数据目录 {data_dir}")
+    _say(
+        f"== 城市体检信息平台演示：南昌县节点 ({COUNTY})，嵌入式数据库 SQLite，数据目录 {data_dir}"
+    )
     t0 = time.time()
     run_migrations(settings)
     _say(f"   数据库迁移完成，已载入 2023 年统计用区划代码 ({time.time() - t0:.1f}s)")
 
-    passwords = {name: "Demo-" + secrets.token_urlsafe(9) for name in ("admin", "clerk", "reviewer")}
+    passwords = {
+        name: "Demo-" + secrets.token_urlsafe(9) for name in ("admin", "clerk", "reviewer")
+    }
     from shared.db import Database
 
     url, schema = settings.database_for("gateway")
     gdb = Database(url, schema=schema)
     with gdb.session() as session:
-        create_user(session, "admin", passwords["admin"], ["admin"], COUNTY, display_name="系统管理员")
-        create_user(session, "clerk", passwords["clerk"], ["data_entry"], COUNTY, display_name="填报员")
-        create_user(session, "reviewer", passwords["reviewer"], ["reviewer"], COUNTY, display_name="审核员")
+        create_user(
+            session, "admin", passwords["admin"], ["admin"], COUNTY, display_name="系统管理员"
+        )
+        create_user(
+            session, "clerk", passwords["clerk"], ["data_entry"], COUNTY, display_name="填报员"
+        )
+        create_user(
+            session, "reviewer", passwords["reviewer"], ["reviewer"], COUNTY, display_name="审核员"
+        )
     gdb.dispose()
     _say("   已创建用户 admin / clerk（填报）/ reviewer（审核），密码随机生成：")
     for name, pw in passwords.items():
@@ -129,23 +142,34 @@ def _flow(base: str, passwords: dict[str, str]) -> None:
             ),
             "导入指标体系",
         )
-        system = _check(client.post(f"/api/v1/systems/{system['id']}/release", headers=admin), "发布指标体系")
-        system = _check(client.get(f"/api/v1/systems/{system['id']}", headers=admin), "读取指标体系")
+        system = _check(
+            client.post(f"/api/v1/systems/{system['id']}/release", headers=admin), "发布指标体系"
+        )
+        system = _check(
+            client.get(f"/api/v1/systems/{system['id']}", headers=admin), "读取指标体系"
+        )
         sid = system["id"]
         indicators = system["indicators"]
         _say(
             f"== 指标体系「{system['name']}」{system['year']} 第 {system['version']} 版已发布："
             f"{len(indicators)} 项指标，其中有标准值 "
-            f"{sum(1 for i in indicators if i.get('standard_value') is not None or i.get('band_low') is not None)} 项"
+            f"{sum(1 for i in indicators if _has_standard(i))} 项"
         )
 
-        streets = _check(client.get(f"/api/v1/regions/{COUNTY}/children", headers=admin), "读取街道")
+        streets = _check(
+            client.get(f"/api/v1/regions/{COUNTY}/children", headers=admin), "读取街道"
+        )
         for period in (PREVIOUS, PERIOD):
             rows = sample_values(indicators, [COUNTY] + [s["code"] for s in streets], period)
             result = _check(
                 client.post(
                     "/api/v1/values/import",
-                    params={"system_id": sid, "period": period, "source": "self_checkup", "mode": "per_row"},
+                    params={
+                        "system_id": sid,
+                        "period": period,
+                        "source": "self_checkup",
+                        "mode": "per_row",
+                    },
                     content=to_csv(rows).encode("utf-8"),
                     headers={**clerk, "content-type": "text/csv"},
                 ),
@@ -166,7 +190,11 @@ def _flow(base: str, passwords: dict[str, str]) -> None:
                 ),
                 "评价",
             )
-            _say(f"   已提交并审核通过；评价完成：{_fmt_counts(run.get('counts') or run.get('grades') or {})}")
+            _say(
+                "   已提交并审核通过；评价完成（全部来源、全部区划）："
+                f"{_fmt_counts(run['grades'])}，"
+                f"{run['values_evaluated']} 个数值，{run['regions_scored']} 个区划计分"
+            )
 
         summary = _check(
             client.get(
@@ -179,38 +207,43 @@ def _flow(base: str, passwords: dict[str, str]) -> None:
         _print_summary(summary)
 
 
+def _has_standard(ind: dict[str, Any]) -> bool:
+    return ind.get("standard_value") is not None or ind.get("band_low") is not None
+
+
 def _fmt_counts(counts: dict[str, Any]) -> str:
     return "，".join(f"{GRADE_ZH.get(k, k)} {v}" for k, v in counts.items())
 
 
+def _num(v: Any, unit: str = "") -> str:
+    if isinstance(v, int | float):
+        return f"{v:,.1f}{unit}" if v != int(v) else f"{int(v):,}{unit}"
+    return "—"
+
+
 def _print_summary(s: dict[str, Any]) -> None:
     _say("")
-    _say(f"== {s.get('region_name', COUNTY)} {s.get('period', PERIOD)} 年体检评价汇总")
-    _say(f"   三色统计：{_fmt_counts(s.get('counts', {}))}")
-    index = s.get("health_index")
-    if isinstance(index, dict):
-        idx_val, change = index.get("value"), index.get("change")
-    else:
-        idx_val, change = index, s.get("health_index_change")
-    line = f"   城市健康指数：{idx_val:.1f}" if isinstance(idx_val, int | float) else f"   城市健康指数：{idx_val}"
-    if isinstance(change, int | float):
-        line += f"（较上年 {change:+.1f}）"
+    _say(
+        f"== {s['region_name']}（{s['region_code']}）{s['period']} 年体检评价汇总"
+        f" — {s['system_name']}"
+    )
+    _say(f"   三色统计（每项指标一个值，按数据来源优先级选取）：{_fmt_counts(s['counts'])}")
+    line = f"   城市健康指数：{_num(s.get('index'))}"
+    if isinstance(s.get("index_change"), int | float):
+        line += f"（较 {s.get('previous_period')} 年 {s['index_change']:+.1f}）"
     _say(line)
-    rank = s.get("rank")
-    if isinstance(rank, dict):
-        _say(f"   同级排名：第 {rank.get('rank')} / {rank.get('of')}")
-    elif rank is not None:
-        _say(f"   同级排名：第 {rank} / {s.get('rank_of')}")
-    _say("   分维度得分：")
+    if s.get("rank") is not None:
+        _say(f"   同级排名：第 {s['rank']} / {s['rank_of']}")
+    _say("   分维度得分（0–100；无可评价指标的维度记为 —）：")
     for d in s.get("dimensions", []):
-        score = d.get("score")
-        score_txt = f"{score:6.1f}" if isinstance(score, int | float) else "   无"
-        _say(f"     {d.get('dimension', ''):<8s} {score_txt}")
-    worst = s.get("top_red") or s.get("worst_indicators") or []
+        c = d["counts"]
+        _say(
+            f"     {d['dimension']:<10s}{_num(d.get('score')):>8s}   "
+            f"达标 {c['green']} 预警 {c['yellow']} 不达标 {c['red']} 无标准 {c['grey']}"
+        )
+    worst = s.get("top_red") or []
     if worst:
         _say("   最差指标（不达标）：")
         for w in worst[:5]:
-            _say(
-                f"     {w.get('indicator_code')} {w.get('name', w.get('indicator_name', ''))}："
-                f"{w.get('value')} {w.get('unit', '')} — {w.get('rule', '')}"
-            )
+            _say(f"     {w['indicator_code']} {w['name']}：{_num(w.get('value'), ' ' + w['unit'])}")
+            _say(f"         {w['rule']}")

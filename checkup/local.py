@@ -68,7 +68,11 @@ class LocalNode:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = self._headers(kwargs.pop("headers", None))
         r = self._client.request(method, path, headers=headers, **kwargs)
-        body = r.json() if r.headers.get("content-type", "").startswith(("application/json", PROBLEM_JSON)) else r.text
+        body = (
+            r.json()
+            if r.headers.get("content-type", "").startswith(("application/json", PROBLEM_JSON))
+            else r.text
+        )
         if r.status_code >= 400:
             raise LocalApiError(r.status_code, body)
         return body
@@ -81,13 +85,18 @@ class LocalNode:
     def import_system(self, path: Path, release: bool) -> Any:
         ctype = CONTENT_TYPES.get(path.suffix.lower(), "application/json")
         system = self.call(
-            "POST", "/api/v1/systems/import", content=path.read_bytes(), headers={"content-type": ctype}
+            "POST",
+            "/api/v1/systems/import",
+            content=path.read_bytes(),
+            headers={"content-type": ctype},
         )
         if release:
             system = self.call("POST", f"/api/v1/systems/{system['id']}/release")
         return system
 
-    def import_values(self, path: Path, *, system_id: int, period: str, source: str, mode: str) -> Any:
+    def import_values(
+        self, path: Path, *, system_id: int, period: str, source: str, mode: str
+    ) -> Any:
         ctype = CONTENT_TYPES.get(path.suffix.lower(), "text/csv")
         return self.call(
             "POST",

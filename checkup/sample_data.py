@@ -36,12 +36,18 @@ def sample_values(
     seed: int = 2025,
 ) -> list[dict[str, Any]]:
     """One value per entered indicator × region; the same inputs always give the same values."""
+    from services.indicator.values.bulk import max_rank_of
+    from shared.regions import LEVEL_RANK, level_of
+
     entered = [i for i in indicators if i.get("compute", "entered") != "formula"]
     rows: list[dict[str, Any]] = []
     for region in region_codes:
         rng = random.Random(f"{seed}:{region}:{period}")
         scale = 1.0 if len(region) == 6 else 0.1
+        rank = LEVEL_RANK[level_of(region)]
         for ind in entered:
+            if rank > max_rank_of(ind.get("level", "")):
+                continue  # e.g. district-level indicators are not entered for streets
             rows.append(
                 {
                     "indicator_code": ind["code"],

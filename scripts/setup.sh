@@ -9,9 +9,9 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; f
 
 need_pkgs=()
 # SpatiaLite for the embedded default; pango/harfbuzz + a CJK font for PDF reports;
-# poppler-utils to check rendered pages in tests.
+# poppler-utils to check rendered pages in tests; wrk for the intake benchmark.
 for pkg in libsqlite3-mod-spatialite libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
-  fonts-wqy-microhei poppler-utils; do
+  fonts-wqy-microhei poppler-utils wrk; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ -d /usr/lib/postgresql/15 ] && ! dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1; then

@@ -43,6 +43,11 @@ class ImportBatch(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Region of the identity that ran the batch (scope of GET /imports/{id}).
+    actor_region: Mapped[str | None] = mapped_column(String(12))
+    source: Mapped[str | None] = mapped_column(String(16))
+    # Counts beyond the row totals: created/updated, errors_total, flags, derived values.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class IndicatorValue(Base):
@@ -87,3 +92,14 @@ class ValueHistory(Base):
     changed_by: Mapped[str] = mapped_column(String(100))
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text)
+    # The value's key is copied so that the history of a deleted value stays readable
+    # (and scope-checkable) after its row is gone.
+    system_id: Mapped[int | None] = mapped_column(Integer)
+    indicator_code: Mapped[str | None] = mapped_column(String(40))
+    region_code: Mapped[str | None] = mapped_column(String(12))
+    period: Mapped[str | None] = mapped_column(String(10))
+    source: Mapped[str | None] = mapped_column(String(16))
+    old_note: Mapped[str | None] = mapped_column(Text)
+    new_note: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int | None] = mapped_column(Integer)  # the value's revision after the change
+    on_behalf: Mapped[bool | None] = mapped_column(Boolean)

@@ -1,0 +1,284 @@
+"""Approval of a region's values for one system and period: the state machine.
+
+draft → submitted → approved | rejected; rejected → submitted again; approved → draft
+only by a reviewer's unlock with a reason. Values under a submitted or approved
+submission (its region and every region below it) are frozen. Every transition is a
+submission_events row: who, from which region, why, when.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.indicator.approval.models import Submission, SubmissionEvent
+from services.indicator.regions.service import get_region
+from services.indicator.systems.models import IndicatorSystem
+from services.indicator.values.bulk import LockedScope
+from services.indicator.values.dialect import bulk_dialect
+from services.indicator.values.models import IndicatorValue
+from shared.dbtypes import utcnow
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.identity import Identity
+from shared.regions import is_valid_code, prefix_of
+
+__all__ = [
+    "ACTIONS",
+    "FROZEN_STATES",
+    "SubmissionView",
+    "list_submissions",
+    "locked_scopes",
+    "submission_view",
+    "transition",
+]
+
+FROZEN_STATES = ("submitted", "approved")
+STATE_NAMES = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "approved": "已审核通过",
+    "rejected": "已退回",
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    from_states: tuple[str, ...]
+    to_state: str
+    roles: tuple[str, ...]
+    reason_required: bool
+    title: str
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action(
+            "submit", ("draft", "rejected"), "submitted", ("data_entry", "admin"), False, "提交"
+        ),
+        Action("approve", ("submitted",), "approved", ("reviewer",), False, "审核通过"),
+        Action("reject", ("submitted",), "rejected", ("reviewer",), True, "退回"),
+        Action("unlock", ("approved",), "draft", ("reviewer",), True, "解锁"),
+    )
+}
+
+
+@dataclass
+class SubmissionView:
+    """A submission's state (draft when never touched), its events and what it covers."""
+
+    submission: Submission | None
+    system_id: int
+    region_code: str
+    period: str
+    events: list[SubmissionEvent]
+    values: int
+    flagged: int
+
+
+def locked_scopes(session: Session, system_id: int, period: str) -> list[LockedScope]:
+    """Submissions whose values are frozen (submitted or approved) for a system and period."""
+    subs = session.scalars(
+        select(Submission).where(
+            Submission.system_id == system_id,
+            Submission.period == period,
+            Submission.state.in_(FROZEN_STATES),
+        )
+    )
+    return [LockedScope(s.id, s.region_code, prefix_of(s.region_code), s.state) for s in subs]
+
+
+def _check_key(session: Session, system_id: int, region_code: str, period: str) -> IndicatorSystem:
+    from services.indicator.values.service import check_period
+
+    system = session.get(IndicatorSystem, system_id)
+    if system is None:
+        raise NotFound(
+            f"指标体系 {system_id} 不存在 (unknown indicator system)", slug="unknown-system"
+        )
+    get_region(session, region_code)
+    check_period(period)
+    return system
+
+
+def _find(session: Session, system_id: int, region_code: str, period: str) -> Submission | None:
+    return session.scalars(
+        select(Submission).where(
+            Submission.system_id == system_id,
+            Submission.region_code == region_code,
+            Submission.period == period,
+        )
+    ).first()
+
+
+def _counts(session: Session, system_id: int, region_code: str, period: str) -> tuple[int, int]:
+    from services.indicator.values.service import flagged_filter
+
+    in_scope = (
+        (IndicatorValue.system_id == system_id)
+        & (IndicatorValue.period == period)
+        & IndicatorValue.region_code.startswith(prefix_of(region_code))
+    )
+    values = session.scalar(select(func.count()).where(in_scope)) or 0
+    flagged = session.scalar(select(func.count()).where(in_scope & flagged_filter())) or 0
+    return int(values), int(flagged)
+
+
+def _events(session: Session, submission: Submission | None) -> list[SubmissionEvent]:
+    if submission is None:
+        return []
+    return list(
+        session.scalars(
+            select(SubmissionEvent)
+            .where(SubmissionEvent.submission_id == submission.id)
+            .order_by(SubmissionEvent.id)
+        )
+    )
+
+
+def submission_view(
+    session: Session, identity: Identity, system_id: int, region_code: str, period: str
+) -> SubmissionView:
+    """The state of one region's submission (draft if never submitted) with its events."""
+    _check_key(session, system_id, region_code, period)
+    identity.check_read(region_code)
+    sub = _find(session, system_id, region_code, period)
+    values, flagged = _counts(session, system_id, region_code, period)
+    return SubmissionView(
+        sub, system_id, region_code, period, _events(session, sub), values, flagged
+    )
+
+
+def _get_or_create(session: Session, system_id: int, region_code: str, period: str) -> Submission:
+    found = session.scalars(
+        select(Submission)
+        .where(
+            Submission.system_id == system_id,
+            Submission.region_code == region_code,
+            Submission.period == period,
+        )
+        .with_for_update()
+    ).first()
+    if found is not None:
+        return found
+    sub = Submission(
+        system_id=system_id, region_code=region_code, period=period, state="draft", locked=False
+    )
+    try:
+        with session.begin_nested():
+            session.add(sub)
+    except IntegrityError:
+        # Someone else created it at the same moment: take theirs.
+        again = _find(session, system_id, region_code, period)
+        assert again is not None
+        return again
+    return sub
+
+
+def transition(
+    session: Session,
+    identity: Identity,
+    system_id: int,
+    region_code: str,
+    period: str,
+    action_name: str,
+    reason: str | None,
+) -> SubmissionView:
+    """Apply one action (submit/approve/reject/unlock) and record it as an event."""
+    action = ACTIONS[action_name]
+    identity.check_write(region_code, *action.roles)
+    # Same lock as value writers (taken before any read): an import checking locks and a
+    # submit cannot interleave.
+    bulk_dialect(session).lock_period(session, system_id, period)
+    system = _check_key(session, system_id, region_code, period)
+    reason = (reason or "").strip() or None
+    if action.reason_required and not reason:
+        raise ValidationFailed(
+            f"{action.title}必须填写原因 (a reason is required to {action.name})",
+            errors=[{"field": "reason", "message": "required"}],
+        )
+    sub = _get_or_create(session, system_id, region_code, period)
+    if sub.state not in action.from_states:
+        raise Conflict(
+            f"填报当前状态为“{STATE_NAMES.get(sub.state, sub.state)}”，不能{action.title} "
+            f"(cannot {action.name} a submission in state {sub.state})",
+            slug="invalid-transition",
+            state=sub.state,
+            submission_id=sub.id,
+        )
+    if action.name == "submit":
+        if system.state != "released":
+            raise Conflict(
+                f"指标体系 {system_id} 未发布，不能提交 (the system is not released)",
+                slug="system-not-released",
+            )
+        values, _flagged = _counts(session, system_id, region_code, period)
+        if values == 0:
+            raise Conflict(
+                f"区划 {region_code} 在 {period} 没有任何指标数据，无可提交 (no values to submit)",
+                slug="empty-submission",
+            )
+    from_state = sub.state
+    now = utcnow()
+    sub.state = action.to_state
+    sub.locked = action.to_state in FROZEN_STATES
+    sub.reason = reason
+    sub.updated_by = identity.subject
+    sub.updated_at = now
+    session.add(
+        SubmissionEvent(
+            submission_id=sub.id,
+            action=action.name,
+            from_state=from_state,
+            to_state=action.to_state,
+            reason=reason,
+            actor=identity.subject,
+            actor_region=identity.region,
+            at=now,
+        )
+    )
+    session.flush()
+    values, flagged = _counts(session, system_id, region_code, period)
+    return SubmissionView(
+        sub, system_id, region_code, period, _events(session, sub), values, flagged
+    )
+
+
+def list_submissions(
+    session: Session,
+    identity: Identity,
+    *,
+    system_id: int | None = None,
+    period: str | None = None,
+    state: str | None = None,
+    region_code: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[Submission], str | None]:
+    """Submissions in the caller's scope (e.g. a reviewer's queue with state=submitted)."""
+    scope = region_code or identity.region
+    if not is_valid_code(scope):
+        raise ValidationFailed(
+            f"区划代码格式错误: {scope} (division codes have 6, 9 or 12 digits)",
+            errors=[{"field": "region_code", "message": "6, 9 or 12 digits"}],
+        )
+    identity.check_read(scope)
+    stmt = select(Submission).where(Submission.region_code.startswith(prefix_of(scope)))
+    if system_id is not None:
+        stmt = stmt.where(Submission.system_id == system_id)
+    if period:
+        stmt = stmt.where(Submission.period == period)
+    if state:
+        stmt = stmt.where(Submission.state == state)
+    if cursor:
+        if not cursor.isdigit():
+            raise ValidationFailed(
+                "游标无效 (invalid cursor)", errors=[{"field": "cursor", "message": "invalid"}]
+            )
+        stmt = stmt.where(Submission.id > int(cursor))
+    rows = list(session.scalars(stmt.order_by(Submission.id).limit(limit)))
+    return rows, (str(rows[-1].id) if len(rows) == limit else None)

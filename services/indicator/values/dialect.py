@@ -1,0 +1,249 @@
+"""The one place where SQLite and PostgreSQL differ for bulk value work.
+
+Loading a staging table (COPY vs executemany), temporary-table naming and the robust
+statistics of the outlier check (percentile_cont in PostgreSQL, Python on SQLite) live
+here; everything else in the bulk path is SQL both databases accept as written.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+__all__ = ["BulkDialect", "OutlierStat", "PostgresBulk", "SqliteBulk", "bulk_dialect"]
+
+# Joins a target value to the same indicator × region × source in earlier periods
+# of the same granularity ("2024" before "2025", "2025-Q1" before "2025-Q2").
+_HISTORY_JOIN = """
+    FROM values_targets t
+    CROSS JOIN indicator_values h
+    WHERE h.indicator_code = t.indicator_code
+      AND h.region_code = t.region_code
+      AND h.source = t.source
+      AND h.period < t.period
+      AND length(h.period) = length(t.period)
+      AND h.value IS NOT NULL
+"""
+
+# Scale factors of the modified z score: MAD ≈ 0.6745σ, mean absolute deviation ≈ 0.7979σ
+# (the fallback when more than half of the history is identical and MAD is 0).
+MAD_FACTOR = 0.6745
+MEANAD_FACTOR = 1.253314
+
+
+@dataclass(frozen=True)
+class OutlierStat:
+    """Robust statistics of one value's history and its z score (None: constant history)."""
+
+    value_id: int
+    n: int
+    median: float
+    mad: float
+    z: float | None
+
+
+def robust_z(x: float, median: float, mad: float, meanad: float) -> float | None:
+    """Modified z score; None when the history is constant (every deviation is 0)."""
+    if mad > 0:
+        return MAD_FACTOR * (x - median) / mad
+    if meanad > 0:
+        return (x - median) / (MEANAD_FACTOR * meanad)
+    return None
+
+
+def is_outlier(stat: OutlierStat, x: float, threshold: float) -> bool:
+    if stat.z is None:
+        return x != stat.median
+    return abs(stat.z) > threshold
+
+
+class BulkDialect:
+    """Bulk operations with a database-specific best path."""
+
+    name = "generic"
+
+    def temp(self, table: str) -> str:
+        return table
+
+    def claim_writer(self, session: Session) -> None:
+        """Make this transaction a writer before it reads (where the database needs that)."""
+
+    def lock_period(self, session: Session, system_id: int, period: str) -> None:
+        """Serialise writers of one system × period until the transaction ends.
+
+        Two imports of the same keys would otherwise both decide "create" and the second
+        would fail on the unique key; an import and a submit would race on the lock check.
+        """
+
+    def create_temp(self, session: Session, table: str, columns: str) -> None:
+        """(Re)create an empty temporary table for this transaction."""
+        self.drop_temp(session, table)
+        session.execute(text(f"CREATE TEMP TABLE {table} ({columns})"))
+
+    def create_temp_as(
+        self, session: Session, table: str, select_sql: str, params: dict[str, Any]
+    ) -> None:
+        """(Re)create a temporary table from a query."""
+        self.drop_temp(session, table)
+        session.execute(text(f"CREATE TEMP TABLE {table} AS {select_sql}"), params)
+        self.analyze(session, table)
+
+    def drop_temp(self, session: Session, table: str) -> None:
+        session.execute(text(f"DROP TABLE IF EXISTS {self.temp(table)}"))
+
+    def analyze(self, session: Session, table: str) -> None:
+        """Give the planner statistics of a freshly filled table."""
+
+    def load(
+        self, session: Session, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        """Append rows to a table as fast as the database allows."""
+        raise NotImplementedError
+
+    def outlier_stats(
+        self, session: Session, min_history: int, threshold: float
+    ) -> list[OutlierStat]:
+        """Robust z of every row of ``values_targets`` that has enough history and is an outlier."""
+        raise NotImplementedError
+
+
+class SqliteBulk(BulkDialect):
+    """SQLite: executemany into TEMP tables (in memory), medians in Python."""
+
+    name = "sqlite"
+
+    def claim_writer(self, session: Session) -> None:
+        # SQLite has one writer at a time, and in WAL mode a transaction that has read
+        # cannot become the writer once another writer committed after its read began.
+        # A (no-op) write as the first statement takes the write lock, waiting up to
+        # busy_timeout, before anything is read for the decision.
+        session.execute(text("DELETE FROM import_batches WHERE 0"))
+
+    def lock_period(self, session: Session, system_id: int, period: str) -> None:
+        self.claim_writer(session)
+
+    def temp(self, table: str) -> str:
+        return f"temp.{table}"
+
+    def load(
+        self, session: Session, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        dbapi = session.connection().connection.driver_connection
+        assert dbapi is not None
+        marks = ", ".join("?" for _ in columns)
+        cur = dbapi.cursor()
+        try:
+            cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        finally:
+            cur.close()
+
+    def outlier_stats(
+        self, session: Session, min_history: int, threshold: float
+    ) -> list[OutlierStat]:
+        # SQLite has no percentile aggregate; only keys that have history come back here.
+        history: dict[int, list[float]] = defaultdict(list)
+        current: dict[int, float] = {}
+        for value_id, x, hv in session.execute(
+            text(f"SELECT t.value_id, t.value, h.value {_HISTORY_JOIN}")
+        ):
+            history[value_id].append(hv)
+            current[value_id] = x
+        out: list[OutlierStat] = []
+        for value_id, values in history.items():
+            if len(values) < min_history:
+                continue
+            med = statistics.median(values)
+            deviations = [abs(v - med) for v in values]
+            mad = statistics.median(deviations)
+            meanad = sum(deviations) / len(deviations)
+            x = current[value_id]
+            stat = OutlierStat(value_id, len(values), med, mad, robust_z(x, med, mad, meanad))
+            if is_outlier(stat, x, threshold):
+                out.append(stat)
+        return out
+
+
+class PostgresBulk(BulkDialect):
+    """PostgreSQL: COPY into TEMP tables, percentile_cont for medians."""
+
+    name = "postgresql"
+
+    def temp(self, table: str) -> str:
+        return f"pg_temp.{table}"
+
+    def analyze(self, session: Session, table: str) -> None:
+        # Autovacuum never sees temporary tables; without this the planner guesses.
+        session.execute(text(f"ANALYZE {table}"))
+
+    def lock_period(self, session: Session, system_id: int, period: str) -> None:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k1, hashtext(:k2))"),
+            {"k1": system_id, "k2": f"values:{period}"},
+        )
+
+    def load(
+        self, session: Session, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def outlier_stats(
+        self, session: Session, min_history: int, threshold: float
+    ) -> list[OutlierStat]:
+        rows = session.execute(
+            text(
+                f"""
+                WITH h AS (SELECT t.value_id, t.value AS x, h.value AS hv {_HISTORY_JOIN}),
+                m AS (
+                    SELECT value_id, min(x) AS x, count(*) AS n,
+                           percentile_cont(0.5) WITHIN GROUP (ORDER BY hv) AS med
+                    FROM h GROUP BY value_id HAVING count(*) >= :min_history
+                ),
+                d AS (
+                    SELECT m.value_id, m.x, m.n, m.med,
+                           percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(h.hv - m.med)) AS mad,
+                           avg(abs(h.hv - m.med)) AS meanad
+                    FROM m JOIN h ON h.value_id = m.value_id
+                    GROUP BY m.value_id, m.x, m.n, m.med
+                )
+                SELECT value_id, x, n, med, mad, meanad FROM d
+                WHERE CASE
+                    WHEN mad > 0 THEN abs(:mad_factor * (x - med) / mad) > :threshold
+                    WHEN meanad > 0 THEN abs((x - med) / (:meanad_factor * meanad)) > :threshold
+                    ELSE x <> med
+                END
+                """
+            ),
+            {
+                "min_history": min_history,
+                "threshold": threshold,
+                "mad_factor": MAD_FACTOR,
+                "meanad_factor": MEANAD_FACTOR,
+            },
+        )
+        return [
+            OutlierStat(vid, n, med, mad, robust_z(x, med, mad, meanad))
+            for vid, x, n, med, mad, meanad in rows
+        ]
+
+
+def bulk_dialect(session: Session) -> BulkDialect:
+    """The bulk dialect of the session's database."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return PostgresBulk()
+    if name == "sqlite":
+        return SqliteBulk()
+    raise NotImplementedError(f"no bulk path for {name}")

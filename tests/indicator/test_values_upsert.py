@@ -1,0 +1,134 @@
+"""upsert_values: the set-based write other domains call (roll-ups)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.indicator.values.models import IndicatorValue, ValueHistory
+from services.indicator.values.service import upsert_values
+from shared.errors import Conflict, ValidationFailed
+from shared.settings import NodeSettings
+from tests.indicator.test_values_support import (
+    COMMUNITIES,
+    create_system,
+    node_session,
+    system_id,
+    values_of,
+)
+
+__all__ = ["system_id"]
+
+
+def test_upsert_creates_updates_and_counts_unchanged(
+    node_settings: NodeSettings, system_id: int
+) -> None:
+    rows = [("C01", COMMUNITIES[0], 3.0, None), ("C02", COMMUNITIES[0], 1.5, "实测")]
+    with node_session(node_settings) as s:
+        r = upsert_values(
+            s, system_id=system_id, period="2025", source="self_checkup", rows=rows, actor="rollup"
+        )
+    assert (r.created, r.updated, r.unchanged) == (2, 0, 0)
+    # The formula F01 = C01 / C02 is derived for the same region and source.
+    assert r.derived == 1
+    stored = values_of(node_settings, system_id)
+    assert stored[("F01", COMMUNITIES[0], "self_checkup")] == 2.0
+    with node_session(node_settings) as s:
+        r = upsert_values(
+            s,
+            system_id=system_id,
+            period="2025",
+            source="self_checkup",
+            rows=[("C01", COMMUNITIES[0], 6.0, None), ("C02", COMMUNITIES[0], 1.5, None)],
+            actor="rollup",
+        )
+    assert (r.created, r.updated, r.unchanged, r.derived) == (0, 1, 1, 1)
+    stored = values_of(node_settings, system_id)
+    assert stored[("C01", COMMUNITIES[0], "self_checkup")] == 6.0
+    assert stored[("F01", COMMUNITIES[0], "self_checkup")] == 4.0
+    with node_session(node_settings) as s:
+        c01 = s.query(IndicatorValue).filter_by(indicator_code="C01").one()
+        assert c01.revision == 2
+        hist = s.query(ValueHistory).filter_by(value_id=c01.id).order_by(ValueHistory.id).all()
+        assert [(h.action, h.old_value, h.new_value) for h in hist] == [
+            ("create", None, 3.0),
+            ("update", 3.0, 6.0),
+        ]
+        assert hist[1].changed_by == "rollup"
+        note = s.query(IndicatorValue).filter_by(indicator_code="C02").one().note
+        assert note == "实测"  # an empty note keeps the stored one
+
+
+def test_upsert_refuses_bad_rows_and_draft_systems(node_settings: NodeSettings) -> None:
+    with node_session(node_settings) as s:
+        released = create_system(s)
+        draft = create_system(s, state="draft", version=2)
+    with node_session(node_settings) as s, pytest.raises(ValidationFailed) as exc:
+        upsert_values(
+            s,
+            system_id=released,
+            period="2025",
+            source="self_checkup",
+            rows=[("C01", COMMUNITIES[0], 1.0, None), ("NOPE", COMMUNITIES[1], 1.0, None)],
+            actor="rollup",
+        )
+    assert exc.value.errors and exc.value.errors[0]["row"] == 2
+    assert exc.value.errors[0]["field"] == "indicator_code"
+    assert values_of(node_settings, released) == {}
+    with node_session(node_settings) as s, pytest.raises(Conflict):
+        upsert_values(
+            s,
+            system_id=draft,
+            period="2025",
+            source="self_checkup",
+            rows=[("C01", COMMUNITIES[0], 1.0, None)],
+            actor="rollup",
+        )
+
+
+def test_chained_formulas_follow_their_inputs(node_settings: NodeSettings) -> None:
+    indicators = [
+        {"code": "A1", "name_zh": "输入一", "level": "community"},
+        {"code": "A2", "name_zh": "输入二", "level": "community"},
+        # Declared before the formula it reads: evaluation order comes from dependencies.
+        {"code": "F2", "name_zh": "二级公式", "level": "community", "compute": "formula",
+         "formula": "F1 * 100 + A1"},
+        {"code": "F1", "name_zh": "一级公式", "level": "community", "compute": "formula",
+         "formula": "A1 / A2"},
+    ]  # fmt: skip
+    with node_session(node_settings) as s:
+        sid = create_system(s, indicators=indicators)
+    region = COMMUNITIES[2]
+    with node_session(node_settings) as s:
+        r = upsert_values(
+            s,
+            system_id=sid,
+            period="2025",
+            source="department",
+            rows=[("A1", region, 3.0, None), ("A2", region, 4.0, None)],
+            actor="rollup",
+        )
+    assert r.derived == 2
+    stored = values_of(node_settings, sid)
+    assert stored[("F1", region, "department")] == 0.75
+    assert stored[("F2", region, "department")] == 78.0
+    # A division by zero gives no number; the derived values keep a history of it.
+    with node_session(node_settings) as s:
+        upsert_values(
+            s,
+            system_id=sid,
+            period="2025",
+            source="department",
+            rows=[("A2", region, 0.0, None)],
+            actor="rollup",
+        )
+    stored = values_of(node_settings, sid)
+    assert stored[("F1", region, "department")] is None
+    assert stored[("F2", region, "department")] is None
+    with node_session(node_settings) as s:
+        f2 = s.query(IndicatorValue).filter_by(indicator_code="F2").one()
+        hist = s.query(ValueHistory).filter_by(value_id=f2.id).order_by(ValueHistory.id).all()
+        assert [(h.action, h.old_value, h.new_value) for h in hist] == [
+            ("create", None, 78.0),
+            ("update", 78.0, None),
+        ]
+        assert hist[1].reason == "公式计算 (derived by formula)"

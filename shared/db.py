@@ -18,6 +18,10 @@ __all__ = [
     "get_session",
 ]
 
+# Execution option naming how a SQLite transaction begins ("IMMEDIATE" for writers).
+BEGIN_OPTION = "checkup_sqlite_begin"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -86,7 +90,11 @@ class Database:
 
             @event.listens_for(engine, "begin")
             def _on_begin(conn: Any) -> None:
-                conn.exec_driver_sql("BEGIN")
+                # Write requests take SQLite's write lock up front (BEGIN IMMEDIATE): a
+                # deferred transaction that reads and then writes fails with "database is
+                # locked" when another writer commits in between; busy_timeout cannot help.
+                mode = conn.get_execution_options().get(BEGIN_OPTION, "")
+                conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
             return engine
 
@@ -111,9 +119,11 @@ class Database:
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public"))
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, write: bool = False) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
         with self.sessionmaker() as session:
+            if write and not self.is_postgres:
+                session.connection(execution_options={BEGIN_OPTION: "IMMEDIATE"})
             try:
                 yield session
                 session.commit()
@@ -132,7 +142,7 @@ class Database:
 def get_session(request: Request) -> Iterator[Session]:
     """Request-scoped session: committed when the endpoint returns, rolled back on error."""
     db: Database = request.app.state.db
-    with db.session() as session:
+    with db.session(write=request.method in WRITE_METHODS) as session:
         yield session
 
 

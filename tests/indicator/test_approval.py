@@ -10,7 +10,7 @@ from services.indicator.values.service import upsert_values
 from shared.errors import Locked
 from shared.settings import NodeSettings
 from tests.conftest import identity_headers
-from tests.indicator.test_values_support import (
+from tests.indicator.values_builders import (
     COMMUNITIES,
     node_session,
     system_id,

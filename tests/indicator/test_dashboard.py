@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from services.indicator.systems.models import IndicatorSystem
 from shared.settings import NodeSettings
 from tests.conftest import identity_headers
-from tests.indicator.test_evaluation_builders import (
+from tests.indicator.evaluation_builders import (
     add_values,
     create_indicator,
     create_system,

@@ -17,7 +17,7 @@ from services.indicator.values.models import IndicatorValue
 from shared.errors import ValidationFailed
 from shared.settings import NodeSettings
 from tests.conftest import identity_headers
-from tests.indicator.test_evaluation_builders import (
+from tests.indicator.evaluation_builders import (
     add_values,
     children_of,
     create_indicator,

@@ -10,7 +10,7 @@ from services.indicator.evaluation.models import Evaluation
 from services.indicator.values.models import IndicatorValue
 from shared.settings import NodeSettings
 from tests.conftest import identity_headers
-from tests.indicator.test_values_support import (
+from tests.indicator.values_builders import (
     COMMUNITIES,
     node_session,
     system_id,

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from services.indicator.values.models import ImportBatch, IndicatorValue, ValueHistory
 from shared.settings import NodeSettings
 from tests.conftest import identity_headers
-from tests.indicator.test_values_support import (
+from tests.indicator.values_builders import (
     COMMUNITIES,
     create_system,
     history_count,

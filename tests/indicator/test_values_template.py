@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from shared.settings import NodeSettings
 from tests.conftest import identity_headers
-from tests.indicator.test_values_support import (
+from tests.indicator.values_builders import (
     COMMUNITIES,
     STREET,
     create_system,

@@ -8,7 +8,7 @@ from services.indicator.values.models import IndicatorValue, ValueHistory
 from services.indicator.values.service import upsert_values
 from shared.errors import Conflict, ValidationFailed
 from shared.settings import NodeSettings
-from tests.indicator.test_values_support import (
+from tests.indicator.values_builders import (
     COMMUNITIES,
     create_system,
     node_session,

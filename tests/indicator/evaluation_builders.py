@@ -1,7 +1,7 @@
 """Small builders for evaluation and dashboard tests: systems, indicators, values (no tests here).
 
-They write straight to the indicator service's database so that these tests do not
-depend on the systems and values endpoints being built in parallel.
+They write straight to the indicator service's database, so that evaluation tests
+exercise grading alone, independent of the systems and values endpoints.
 """
 
 from __future__ import annotations

@@ -173,7 +173,11 @@ def start(service: str, port: int, env: dict[str, str]) -> subprocess.Popen[byte
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=5000, help="requests per measurement")
-    parser.add_argument("--path", default="/api/v1/regions/360121/tree?depth=1")
+    parser.add_argument(
+        "--path",
+        default=None,
+        help="the read to measure (default: the region-period dashboard summary of 360121)",
+    )
     parser.add_argument("--pg", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
@@ -217,6 +221,15 @@ def main() -> None:
     settings = NodeSettings()
     print(f"preparing node in {tmp} ({'PostgreSQL' if args.pg else 'SQLite'}) …", flush=True)
     run_migrations(settings, ("indicator", "gateway"))
+    if args.path is None:
+        # The real read the issue names: a county's region-period summary, on a node that
+        # holds the starter system and a graded year of (synthetic) values.
+        from checkup.local import LocalNode
+
+        with LocalNode(settings) as node:
+            sid = node.seed_sample_year("2025")
+        args.path = f"/api/v1/dashboard/summary?region_code=360121&period=2025&system_id={sid}"
+    print(f"measuring GET {args.path}", flush=True)
     db = Database(*settings.database_for("gateway"))
     password = "Pw#9" + uuid.uuid4().hex[:12]
     with db.session() as session:

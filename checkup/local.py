@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -105,6 +106,31 @@ class LocalNode:
             content=path.read_bytes(),
             headers={"content-type": ctype},
         )
+
+    def seed_sample_year(self, period: str, seed: int = 2025) -> int:
+        """Starter system + synthetic values for the node's region and its children, graded."""
+        from checkup.sample_data import sample_values, to_csv
+        from services.indicator.systems.service import STARTER_FILE
+
+        region = self.settings.region_code
+        code = json.loads(STARTER_FILE.read_text(encoding="utf-8"))["code"]
+        systems = self.call("GET", "/api/v1/systems", params={"code": code})["items"]
+        if systems:
+            sid = int(systems[0]["id"])
+        else:
+            sid = int(self.import_system(STARTER_FILE, release=True)["id"])
+        indicators = self.call("GET", f"/api/v1/systems/{sid}")["indicators"]
+        children = [c["code"] for c in self.call("GET", f"/api/v1/regions/{region}/children")]
+        rows = sample_values(indicators, [region, *children], period, seed=seed)
+        self.call(
+            "POST",
+            "/api/v1/values/import",
+            params={"system_id": sid, "period": period, "source": "self_checkup"},
+            content=to_csv(rows).encode("utf-8"),
+            headers={"content-type": "text/csv"},
+        )
+        self.evaluate(system_id=sid, period=period, region_code=region)
+        return sid
 
     def evaluate(self, *, system_id: int, period: str, region_code: str | None) -> Any:
         body: dict[str, Any] = {"system_id": system_id, "period": period}

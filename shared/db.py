@@ -65,8 +65,10 @@ class Database:
                 self.url,
                 module=_sqlite_module(),
                 connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=self.pool_size,
-                max_overflow=20,
+                # One pooled connection per worker thread (anyio's default is 40): a new
+                # SQLite connection loads SpatiaLite, far too slow to open per request.
+                pool_size=max(self.pool_size, 40),
+                max_overflow=10,
             )
             spatial = self.spatial
 

@@ -338,7 +338,7 @@ def login(
     # A failed attempt must be counted even though the request then fails, so this
     # function owns its transaction instead of using the request-scoped session.
     problem: Exception | None = None
-    with db.session() as session:
+    with db.session(write=True) as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is not None and not _lockout_expired(user, now):
             problem = _locked_problem(user, now)
@@ -390,7 +390,7 @@ def change_password(
 ) -> None:
     """The user changes their own password; a wrong current one counts towards the lockout."""
     problem: Exception | None = None
-    with db.session() as session:
+    with db.session(write=True) as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             raise NotFound(f"用户不存在 (no such user): {username}")

@@ -228,7 +228,7 @@ def list_jobs(
 
 def claim_next(db: Database) -> int | None:
     """Atomically take the oldest queued job (safe with several workers or replicas)."""
-    with db.session() as session:
+    with db.session(write=True) as session:
         for job_id in session.scalars(
             select(ReportJob.id).where(ReportJob.status == "queued").order_by(ReportJob.id).limit(5)
         ).all():
@@ -248,7 +248,7 @@ def requeue_interrupted(db: Database, stale_after: timedelta = STALE_AFTER) -> i
     Only jobs running for longer than ``stale_after``: another replica may still be working
     on a younger one (no report takes that long; see benchmarks/reports.py).
     """
-    with db.session() as session:
+    with db.session(write=True) as session:
         return int(
             session.execute(
                 update(ReportJob)
@@ -260,7 +260,7 @@ def requeue_interrupted(db: Database, stale_after: timedelta = STALE_AFTER) -> i
 
 def _progress(db: Database, job_id: int, progress: int, step: str) -> None:
     # Own short transaction: the status endpoint sees progress while the job runs.
-    with db.session() as session:
+    with db.session(write=True) as session:
         session.execute(
             update(ReportJob).where(ReportJob.id == job_id).values(progress=progress, step=step)
         )
@@ -432,7 +432,7 @@ def run_job(db: Database, peers: Peers, node: str, data_dir: Path, job_id: int) 
 
         files = render(doc, formats, on_format)
         _progress(db, job_id, 92, "保存 (storing)")
-        with db.session() as session:
+        with db.session(write=True) as session:
             report, version = store_version(
                 session, identity, node, data_dir, doc, files, job_id, snapshot.system_id
             )
@@ -459,7 +459,7 @@ def run_job(db: Database, peers: Peers, node: str, data_dir: Path, job_id: int) 
                 "status": 500,
                 "detail": f"{type(exc).__name__}: {exc}",
             }
-        with db.session() as session:
+        with db.session(write=True) as session:
             session.execute(
                 update(ReportJob)
                 .where(ReportJob.id == job_id)

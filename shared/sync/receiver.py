@@ -283,6 +283,8 @@ def _lock_inbox(
     now: datetime,
 ) -> dict[str, int]:
     """Applied seq per stream, with the inbox rows locked; binds each origin to its region."""
+    if not streams:
+        return {}  # an empty batch touches no stream (and an empty executemany is no INSERT)
     i = t.inbox
     session.execute(
         dialect_of(session).insert_ignore(i, ["direction", "stream"]),
@@ -617,7 +619,8 @@ def serve_pull(
     batch = build_batch(
         sender=node.node_id,
         service=node.service,
-        origins={node.node_id: node.region},
+        # An empty answer declares no origin: the child refuses an origin without changes.
+        origins={node.node_id: node.region} if changes else {},
         changes=changes,
         secret=secret,
         batch_id=down_batch_id(pull.stream, pull.after),

@@ -407,3 +407,18 @@ def test_a_city_declares_only_origins_it_sends(province: TinyNode, city: TinyNod
             "message": "声明的来源没有任何变更 (origin without changes)",
         }
     ]
+
+
+def test_an_empty_batch_is_acknowledged_and_changes_nothing(
+    city: TinyNode, county: TinyNode
+) -> None:
+    """A well-formed batch without changes (a keep-alive) is accepted as a no-op."""
+    empty = build_batch(
+        sender=county.node.node_id, service=SERVICE, origins={}, changes=[], secret=SECRET
+    )
+    before = city.dump()
+    r = receive(city, empty)
+    assert (r.acks, r.applied, r.duplicates, r.held) == ({}, 0, 0, 0)
+    after = city.dump()
+    for table in ("tiny_values", "tiny_history", "sync_inbox", "sync_held"):
+        assert after.get(table) == before.get(table), table

@@ -15,6 +15,7 @@ from gateway.proxy import ANONYMOUS_PATHS, GatewayMiddleware
 from gateway.router import api_keys_router, audit_router, auth_router, users_router
 from gateway.routing import merge_openapi
 from gateway.runtime import GatewayRuntime
+from gateway.sync_routes import nodes_router, sync_router
 from shared.app import PROBLEM_RESPONSES
 from shared.db import Database
 from shared.errors import install_error_handlers
@@ -69,7 +70,14 @@ def create_app(settings: NodeSettings, services: Mapping[str, ASGIApp] | None = 
     app.state.gateway = runtime
     app.state.service_name = "gateway"
     install_error_handlers(app)
-    for router in (auth_router, users_router, api_keys_router, audit_router):
+    for router in (
+        auth_router,
+        users_router,
+        api_keys_router,
+        audit_router,
+        nodes_router,
+        sync_router,
+    ):
         app.include_router(router)
 
     @app.get("/health", tags=["health"], summary="存活检查 (liveness)")

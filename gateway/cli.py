@@ -191,7 +191,7 @@ def _node_options(parser: argparse.ArgumentParser) -> None:
 def register(
     subparsers: Any, settings_for: Callable[[argparse.Namespace], NodeSettings] | None = None
 ) -> None:
-    """Add `users` and `api-keys` command groups to the main command's subparsers."""
+    """Add `users`, `api-keys`, `nodes` and `sync` command groups to the main command."""
     make_settings = settings_for or _settings_from
 
     def bind(parser: argparse.ArgumentParser, handler: Handler) -> None:
@@ -228,6 +228,11 @@ def register(
     kr = keys_sub.add_parser("revoke", help="吊销密钥 (revoke a key)")
     kr.add_argument("key_id")
     bind(kr, keys_revoke)
+
+    # Federation commands (`nodes …`, `sync status`) share this mount point.
+    from gateway.node_cli import register as register_federation
+
+    register_federation(subparsers, make_settings)
 
 
 def _settings_from(args: argparse.Namespace) -> NodeSettings:

@@ -23,6 +23,7 @@ from gateway.audit import AuditRecord, find_region, write_audit
 from gateway.authn import Caller
 from gateway.routing import resource_of
 from gateway.runtime import OWN_RESOURCES, GatewayRuntime
+from gateway.sync_patterns import ANONYMOUS_PATTERNS
 from gateway.upstream import UpstreamError, upstream_problem
 from shared.errors import PROBLEM_JSON, PayloadTooLarge, ProblemError, TooManyRequests
 
@@ -32,6 +33,9 @@ log = logging.getLogger("checkup.gateway.proxy")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Gateway paths answered without credentials (besides everything outside /api/v1/).
 ANONYMOUS_PATHS = frozenset({"/api/v1/auth/login"})
+# Own paths with a variable part answered without user credentials (node join and sync:
+# those endpoints authenticate the node themselves).
+_ANONYMOUS_RE = re.compile("|".join(ANONYMOUS_PATTERNS))
 _RID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _BUFFER_LIMIT = 1024 * 1024  # bodies up to this size are buffered (and retryable)
 _SAMPLE_LIMIT = 64 * 1024  # JSON bodies up to this size are read for the audit's region
@@ -137,7 +141,7 @@ class GatewayMiddleware:
             service = self.rt.routes.get(resource)
             anonymous = resource.startswith("public/")
         elif resource is not None:
-            anonymous = path in ANONYMOUS_PATHS
+            anonymous = path in ANONYMOUS_PATHS or _ANONYMOUS_RE.match(path) is not None
 
         try:
             if content_length is not None:

@@ -26,7 +26,7 @@ __all__ = ["OWN_RESOURCES", "SERVICE_NAMES", "GatewayRuntime"]
 log = logging.getLogger("checkup.gateway")
 SERVICE_NAMES: tuple[ServiceName, ...] = ("indicator", "survey", "report")
 # Resources the gateway serves itself (its own FastAPI routes).
-OWN_RESOURCES = frozenset({"auth", "users", "api-keys", "audit"})
+OWN_RESOURCES = frozenset({"auth", "users", "api-keys", "audit", "nodes", "sync"})
 ANONYMOUS = Identity(subject="anonymous", kind="anonymous", roles=frozenset(), region="")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,13 @@ def create_service_app(
     spatial: bool = False,
     public_prefixes: tuple[str, ...] = (),
     on_startup: Callable[[FastAPI], None] | None = None,
+    lifespans: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[None]]] = (),
 ) -> FastAPI:
-    """Build one service; its database is opened in lifespan and closed after."""
+    """Build one service; its database is opened in lifespan and closed after.
+
+    ``lifespans``: async context managers entered in order once the database is open
+    (e.g. the federation pusher and puller) and left in reverse before it closes.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +57,10 @@ def create_service_app(
         if on_startup is not None:
             on_startup(app)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for enter in lifespans:
+                    await stack.enter_async_context(enter(app))
+                yield
         finally:
             db.dispose()
 

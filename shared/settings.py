@@ -99,3 +99,30 @@ class NodeSettings(BaseSettings):
             return self.database_url, f"{self.schema_prefix}{service}"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}", None
+
+    # --- federation between tiers (docs/federation.md) ---------------------------------------
+    # Base URL of the parent node's gateway; None on the top node (no parent).
+    parent_url: str | None = None
+    # Credential secret the parent issued to this node; read from <data_dir>/node-credential
+    # when unset, so that `checkup nodes join` can store it without editing the environment.
+    node_credential: SecretStr | None = None
+    sync_poll_interval_s: float = 0.5
+    sync_batch_size: int = 1000
+    sync_dead_letter_after: int = 5
+    sync_backoff_cap_s: float = 300.0
+    # Credential rotation at the parent: how long the replaced secret stays valid.
+    credential_grace_hours: float = 24.0
+
+    @property
+    def credential_file(self) -> Path:
+        """Where `checkup nodes join` stores the credential it picked up."""
+        return self.data_dir / "node-credential"
+
+    def credential_secret(self) -> str | None:
+        """This node's credential secret: the setting, else the file, else None."""
+        if self.node_credential is not None:
+            return self.node_credential.get_secret_value()
+        if self.credential_file.is_file():
+            text = self.credential_file.read_text(encoding="utf-8").strip()
+            return text or None
+        return None

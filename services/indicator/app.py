@@ -11,6 +11,7 @@ from services.indicator.dashboard.router import router as dashboard_router
 from services.indicator.evaluation.router import router as evaluation_router
 from services.indicator.regions.router import router as regions_router
 from services.indicator.spatial.router import routers as spatial_routers
+from services.indicator.sync.wiring import reconcile_router, sync_lifespan, sync_routes
 from services.indicator.systems.router import router as systems_router
 from services.indicator.values.router import router as values_router
 from shared.app import create_service_app
@@ -28,12 +29,16 @@ def create_app(settings: NodeSettings) -> FastAPI:
         routers=[
             regions_router,
             systems_router,
+            # Before the values router: its /{value_id} would take 'checksum' otherwise.
+            reconcile_router,
             values_router,
             approval_router,
             evaluation_router,
             dashboard_router,
             *spatial_routers,
+            sync_routes(settings),
         ],
         title="指标服务 (indicator service)",
         spatial=True,
+        lifespans=[sync_lifespan(settings)],
     )

@@ -24,10 +24,12 @@ from services.indicator.spatial.models import (
     SpatialUnit,
     ValueObject,
 )
+from services.indicator.sync.tables import SYNC
 from services.indicator.systems.models import Indicator, IndicatorSystem, SubItem, SystemEvent
 from services.indicator.values.models import ImportBatch, IndicatorValue, ValueHistory
 
 __all__ = [
+    "SYNC",
     "Base",
     "CoverageRule",
     "Evaluation",

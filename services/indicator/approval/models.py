@@ -24,6 +24,9 @@ class Submission(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(100), default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set on an upper node's mirror of a submission owned by a node below (its node id):
+    # its state follows the owner's stream; here it can only be reviewed (revision 0007).
+    origin_node: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (UniqueConstraint("system_id", "region_code", "period"),)
 

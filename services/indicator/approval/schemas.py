@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-State = Literal["draft", "submitted", "approved", "rejected"]
+State = Literal["draft", "submitted", "approved", "rejected", "reviewed", "accepted"]
 
 
 class TransitionIn(BaseModel):

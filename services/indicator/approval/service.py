@@ -4,6 +4,13 @@ draft → submitted → approved | rejected; rejected → submitted again; appro
 only by a reviewer's unlock with a reason. Values under a submitted or approved
 submission (its region and every region below it) are frozen. Every transition is a
 submission_events row: who, from which region, why, when.
+
+Across tiers (docs/federation.md §11): the node owning the region's data runs this state
+machine and sends each state up; upper nodes keep a mirror (``origin_node`` set) and
+review it: the direct parent approves what the owner approved (→ reviewed, or accepted
+at a province), the province accepts a county's only after its city reviewed it; a
+rejection reopens the owner's submission with the reason. Decisions go down to the owner
+and apply there; reviewed and accepted data stays frozen.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from services.indicator.approval.models import Submission, SubmissionEvent
 from services.indicator.regions.service import get_region
+from services.indicator.sync.outgoing import bound_node
+from services.indicator.sync.submissions import publish_review, record_submission
 from services.indicator.systems.models import IndicatorSystem
 from services.indicator.values.bulk import LockedScope
 from services.indicator.values.dialect import bulk_dialect
@@ -23,25 +32,31 @@ from services.indicator.values.models import IndicatorValue
 from shared.dbtypes import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identity import Identity
-from shared.regions import is_valid_code, prefix_of
+from shared.regions import is_valid_code, prefix_of, tier_of
 
 __all__ = [
     "ACTIONS",
     "FROZEN_STATES",
     "SubmissionView",
+    "apply_review",
     "list_submissions",
     "locked_scopes",
+    "mirror_state",
     "submission_view",
     "transition",
 ]
 
-FROZEN_STATES = ("submitted", "approved")
+FROZEN_STATES = ("submitted", "approved", "reviewed", "accepted")
 STATE_NAMES = {
     "draft": "草稿",
     "submitted": "已提交",
     "approved": "已审核通过",
     "rejected": "已退回",
+    "reviewed": "上级已审核",
+    "accepted": "省级已验收",
 }
+_TIER_RANK = {"province": 0, "city": 1, "county": 2}
+_TIER_ZH = {"province": "省级", "city": "市级", "county": "县级"}
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,8 @@ def transition(
             errors=[{"field": "reason", "message": "required"}],
         )
     sub = _get_or_create(session, system_id, region_code, period)
+    if sub.origin_node is not None:
+        return _review_from_above(session, identity, system, sub, action, reason)
     if sub.state not in action.from_states:
         raise Conflict(
             f"填报当前状态为“{STATE_NAMES.get(sub.state, sub.state)}”，不能{action.title} "
@@ -241,10 +258,222 @@ def transition(
             at=now,
         )
     )
+    # The owner's new state goes to the parent in the same transaction.
+    record_submission(
+        session,
+        code=system.code,
+        year=system.year,
+        version=system.version,
+        region_code=region_code,
+        period=period,
+        state=sub.state,
+        action=action.name,
+        reason=reason,
+        actor=identity.subject,
+        actor_region=identity.region,
+    )
     session.flush()
     values, flagged = _counts(session, system_id, region_code, period)
     return SubmissionView(
         sub, system_id, region_code, period, _events(session, sub), values, flagged
+    )
+
+
+def _set_state(
+    session: Session,
+    sub: Submission,
+    *,
+    action: str,
+    state: str,
+    reason: str | None,
+    actor: str,
+    actor_region: str,
+) -> None:
+    from_state = sub.state
+    now = utcnow()
+    sub.state = state
+    sub.locked = state in FROZEN_STATES
+    sub.reason = reason
+    sub.updated_by = actor
+    sub.updated_at = now
+    session.add(
+        SubmissionEvent(
+            submission_id=sub.id,
+            action=action,
+            from_state=from_state,
+            to_state=state,
+            reason=reason,
+            actor=actor,
+            actor_region=actor_region,
+            at=now,
+        )
+    )
+    session.flush()
+
+
+def _review_from_above(
+    session: Session,
+    identity: Identity,
+    system: IndicatorSystem,
+    sub: Submission,
+    action: Action,
+    reason: str | None,
+) -> SubmissionView:
+    """An upper node reviews a lower node's submission; the decision goes down to the owner."""
+    node = bound_node(session)
+    if action.name not in ("approve", "reject") or node is None:
+        raise Conflict(
+            f"区划 {sub.region_code} 的数据由下级节点 {sub.origin_node} 填报，"
+            "本级只能审核通过或退回 "
+            f"(owned by node {sub.origin_node}: only approve or reject here)",
+            slug="owned-below",
+            state=sub.state,
+        )
+    mine = tier_of(node.region)
+    owner = tier_of(sub.region_code[:6])
+    direct = _TIER_RANK[owner] == _TIER_RANK[mine] + 1
+    if action.name == "approve":
+        need = "approved" if direct else "reviewed"
+        to_state = "accepted" if mine == "province" else "reviewed"
+        if sub.state != need:
+            below = _TIER_ZH[owner] if direct else _TIER_ZH[tier_of(sub.region_code[:4] + "00")]
+            raise Conflict(
+                f"填报当前状态为“{STATE_NAMES.get(sub.state, sub.state)}”，须待{below}审核通过后"
+                f"才能{_TIER_ZH[mine]}审核 (the {'owner' if direct else 'city'} must approve "
+                f"first; state {sub.state})",
+                slug="invalid-transition",
+                state=sub.state,
+                submission_id=sub.id,
+            )
+    else:
+        to_state = "rejected"
+        if sub.state not in ("approved", "reviewed"):
+            raise Conflict(
+                f"填报当前状态为“{STATE_NAMES.get(sub.state, sub.state)}”，不能退回 "
+                f"(cannot reject a submission in state {sub.state})",
+                slug="invalid-transition",
+                state=sub.state,
+                submission_id=sub.id,
+            )
+    publish_review(
+        session,
+        code=system.code,
+        year=system.year,
+        version=system.version,
+        region_code=sub.region_code,
+        period=sub.period,
+        action=action.name,
+        to_state=to_state,
+        reason=reason,
+        actor=identity.subject,
+        actor_region=identity.region,
+    )
+    # The mirror shows the decision at once; the owner's state, when it comes back up,
+    # is what stands.
+    _set_state(
+        session,
+        sub,
+        action=action.name,
+        state=to_state,
+        reason=reason,
+        actor=identity.subject,
+        actor_region=identity.region,
+    )
+    values, flagged = _counts(session, system.id, sub.region_code, sub.period)
+    return SubmissionView(
+        sub, system.id, sub.region_code, sub.period, _events(session, sub), values, flagged
+    )
+
+
+def mirror_state(
+    session: Session,
+    *,
+    system_id: int,
+    region_code: str,
+    period: str,
+    state: str,
+    action: str,
+    reason: str | None,
+    actor: str,
+    actor_region: str,
+    origin_node: str,
+) -> None:
+    """Parent: take the state a lower node's submission reached there (with an event)."""
+    bulk_dialect(session).lock_period(session, system_id, period)
+    sub = _get_or_create(session, system_id, region_code, period)
+    sub.origin_node = origin_node
+    _set_state(
+        session,
+        sub,
+        action=action,
+        state=state,
+        reason=reason,
+        actor=actor,
+        actor_region=actor_region,
+    )
+
+
+_REVIEW_FROM = {
+    "reviewed": ("approved",),
+    "accepted": ("reviewed", "approved"),
+    "rejected": ("approved", "reviewed"),
+}
+
+
+def apply_review(
+    session: Session,
+    *,
+    system_id: int,
+    region_code: str,
+    period: str,
+    action: str,
+    to_state: str,
+    reason: str | None,
+    actor: str,
+    actor_region: str,
+) -> None:
+    """Owner: apply an upper tier's decision; a mirror here passes it on untouched."""
+    bulk_dialect(session).lock_period(session, system_id, period)
+    sub = _find(session, system_id, region_code, period)
+    if sub is None or sub.origin_node is not None:
+        return  # not owned here: the puller relays it to the child that owns it
+    if sub.state in _REVIEW_FROM.get(to_state, ()):
+        _set_state(
+            session,
+            sub,
+            action=action,
+            state=to_state,
+            reason=reason,
+            actor=actor,
+            actor_region=actor_region,
+        )
+    else:
+        # The owner moved on meanwhile (e.g. unlocked): the decision is kept as an event,
+        # and the owner's real state goes up again to correct the mirrors.
+        _set_state(
+            session,
+            sub,
+            action="ignored",
+            state=sub.state,
+            reason=f"上级决定（{action} → {to_state}）未生效：当前状态为“"
+            f"{STATE_NAMES.get(sub.state, sub.state)}” (decision not applicable)",
+            actor=actor,
+            actor_region=actor_region,
+        )
+    system = session.get(IndicatorSystem, system_id)
+    assert system is not None
+    record_submission(
+        session,
+        code=system.code,
+        year=system.year,
+        version=system.version,
+        region_code=region_code,
+        period=period,
+        state=sub.state,
+        action=action if sub.state == to_state else "ignored",
+        reason=sub.reason,
+        actor=actor,
+        actor_region=actor_region,
     )
 
 

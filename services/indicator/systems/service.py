@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from services.indicator.evaluation.method import parse_index_method
 from services.indicator.regions.models import Region
+from services.indicator.sync.outgoing import publish_system_release
 from services.indicator.systems.formula import FormulaError, find_cycle, parse
 from services.indicator.systems.models import Indicator, IndicatorSystem, SubItem, SystemEvent
 from services.indicator.systems.schemas import (
@@ -1036,11 +1037,21 @@ def _release(session: Session, system: IndicatorSystem, actor: str, node: str) -
         )
     docs = _indicator_docs(system)
     _raise_problems(document_problems(docs, system.index_method or {}), json_field)
-    system.checksum = checksum_of(document_of(system, with_status=False))
+    doc = document_of(system, with_status=False)
+    system.checksum = checksum_of(doc)
     system.state = "released"
     system.released_by = actor
     system.released_at = utcnow()
     _event(session, system.id, "released", actor, node, checksum=system.checksum)
+    # Children receive the release by pull (same transaction: no release without it).
+    publish_system_release(
+        session,
+        document=doc.model_dump(mode="json", exclude={"status"}),
+        checksum=system.checksum,
+        region_code=system.region_code,
+        released_by=actor,
+        released_at=system.released_at.isoformat(),
+    )
     session.flush()
 
 

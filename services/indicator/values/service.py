@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from services.indicator.approval.service import locked_scopes
 from services.indicator.evaluation.models import Evaluation
+from services.indicator.sync.values import record_value_delete, record_value_writes
 from services.indicator.systems.models import Indicator, IndicatorSystem
 from services.indicator.values import bulk
 from services.indicator.values.config import values_settings
@@ -214,6 +215,8 @@ def _apply_and_flag(
             actor=actor,
             now=now,
         )
+    # Same transaction: every value this write created or changed goes to the parent.
+    record_value_writes(session, batch_id=batch_id)
     return UpsertResult(
         batch_id=batch_id,
         created=counts.created,
@@ -670,7 +673,7 @@ def delete_value(
     if value is None:
         raise NotFound(f"指标数据 {value_id} 不存在 (unknown value)", slug="unknown-value")
     identity.check_write(value.region_code, *WRITERS)
-    released_system(session, value.system_id)
+    system = released_system(session, value.system_id)
     dialect.lock_period(session, value.system_id, value.period)
     session.refresh(value)
     _check_revision(value.revision, expected_revision)
@@ -741,6 +744,7 @@ def delete_value(
     session.execute(sa_delete(Evaluation).where(Evaluation.value_id == value.id))
     system_id, period = value.system_id, value.period
     region_code, source = value.region_code, value.source
+    record_value_delete(session, value, system)
     session.delete(value)
     session.flush()
     cfg = values_settings()

@@ -1,0 +1,1 @@
+"""Federation of the indicator service: what it records, how received changes apply."""

@@ -1,0 +1,273 @@
+"""Values going up: recorded set-based with each write, applied at the parent by stable key.
+
+Keys never carry local ids: a value is ``code@year@version/indicator/region/period/source``
+(the system as released at the top and received below), so the same value has the same
+key at every tier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import String, and_, cast, delete, select
+from sqlalchemy.orm import Session
+
+from services.indicator.sync.outgoing import bound_node, system_key
+from services.indicator.sync.tables import SYNC
+from services.indicator.systems.models import Indicator, IndicatorSystem
+from services.indicator.values.models import IndicatorValue, ValueHistory
+from shared.dbtypes import utcnow
+from shared.errors import NotFound
+from shared.regions import prefix_of
+from shared.sync import (
+    Change,
+    MalformedBatch,
+    json_object,
+    record_change,
+    record_changes_from_select,
+)
+
+__all__ = [
+    "VALUE_ENTITY",
+    "ValuePayload",
+    "apply_value_changes",
+    "applying_received",
+    "record_value_delete",
+    "record_value_writes",
+    "system_ids",
+    "values_checksum",
+]
+
+VALUE_ENTITY = "indicator_value"
+_APPLYING = "checkup.indicator.sync.applying"
+
+
+class ValuePayload(BaseModel):
+    """One value as it travels up (the latest state after the change)."""
+
+    system: str = Field(description="code@year@version")
+    indicator_code: str
+    region_code: str
+    period: str
+    source: str
+    value: float | None = None
+    note: str | None = None
+    revision: int | None = None
+    updated_by: str = ""
+    on_behalf: bool | int | None = None
+
+
+@contextmanager
+def applying_received(session: Session) -> Iterator[None]:
+    """Writes inside are changes received from a child: the receiver relays them itself
+    with their original origin, so they are not recorded again as this node's own."""
+    session.info[_APPLYING] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_APPLYING, None)
+
+
+def _sep(*parts: Any) -> Any:
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "/" + p
+    return out
+
+
+def record_value_writes(session: Session, *, batch_id: int) -> int:
+    """Record every value the write ``batch_id`` created or changed (one INSERT … SELECT)."""
+    # Outside a running service (scripts, unit tests) no node is bound and nothing is
+    # federated; received changes are relayed by the receiver with their own origin.
+    if session.info.get(_APPLYING) or bound_node(session) is None:
+        return 0
+    v = IndicatorValue.__table__.c
+    s = IndicatorSystem.__table__.c
+    i = Indicator.__table__.c
+    skey = s.code + "@" + cast(s.year, String) + "@" + cast(s.version, String)
+    source = (
+        select(
+            _sep(skey, v.indicator_code, v.region_code, v.period, v.source).label("key"),
+            json_object(
+                system=skey,
+                indicator_code=v.indicator_code,
+                region_code=v.region_code,
+                period=v.period,
+                source=v.source,
+                value=v.value,
+                note=v.note,
+                revision=v.revision,
+                updated_by=v.updated_by,
+                on_behalf=v.on_behalf,
+            ).label("payload"),
+        )
+        .select_from(
+            IndicatorValue.__table__.join(IndicatorSystem.__table__, s.id == v.system_id).join(
+                Indicator.__table__, and_(i.system_id == v.system_id, i.code == v.indicator_code)
+            )
+        )
+        # Formula values are not sent: the parent derives them from their inputs itself.
+        .where(v.batch_id == batch_id, i.compute != "formula")
+    )
+    first, last = record_changes_from_select(
+        session, SYNC, source, entity=VALUE_ENTITY, op="upsert"
+    )
+    return 0 if first == 0 else last - first + 1
+
+
+def record_value_delete(session: Session, value: IndicatorValue, system: IndicatorSystem) -> None:
+    """Record the deletion of one value (caller's transaction)."""
+    if session.info.get(_APPLYING) or bound_node(session) is None:
+        return
+    skey = system_key(system.code, system.year, system.version)
+    record_change(
+        session,
+        SYNC,
+        entity=VALUE_ENTITY,
+        key="/".join((skey, value.indicator_code, value.region_code, value.period, value.source)),
+        op="delete",
+        payload={
+            "system": skey,
+            "indicator_code": value.indicator_code,
+            "region_code": value.region_code,
+            "period": value.period,
+            "source": value.source,
+            "revision": value.revision + 1,
+        },
+    )
+
+
+def system_ids(session: Session, keys: set[str]) -> dict[str, int]:
+    """Local ids of systems by stable key; the whole batch is refused if one is missing."""
+    found: dict[str, int] = {}
+    for key in keys:
+        code, year, version = key.rsplit("@", 2)
+        sid = session.scalar(
+            select(IndicatorSystem.id).where(
+                IndicatorSystem.code == code,
+                IndicatorSystem.year == int(year),
+                IndicatorSystem.version == int(version),
+            )
+        )
+        if sid is None:
+            raise MalformedBatch(
+                f"本节点没有指标体系 {key}：下级数据所依据的体系须由上级发布 "
+                "(unknown indicator system here: values must use a system released above)"
+            )
+        found[key] = sid
+    return found
+
+
+def apply_value_changes(session: Session, changes: list[Change]) -> None:
+    """Apply a run of value changes: latest per key, upserts set-based through upsert_values."""
+    from services.indicator.values.service import upsert_values
+
+    latest: dict[str, Change] = {}
+    for change in changes:  # in seq order: later wins
+        latest.pop(change.key, None)
+        latest[change.key] = change
+    ids = system_ids(session, {c.payload["system"] for c in latest.values()})
+    groups: dict[tuple[int, str, str, str], list[tuple[str, str, float | None, str | None]]] = {}
+    deletes: list[tuple[int, Change]] = []
+    for change in latest.values():
+        p = change.payload
+        sid = ids[p["system"]]
+        if change.op == "delete":
+            deletes.append((sid, change))
+            continue
+        group = (sid, p["period"], p["source"], change.origin)
+        groups.setdefault(group, []).append(
+            (p["indicator_code"], p["region_code"], p.get("value"), p.get("note"))
+        )
+    with applying_received(session):
+        for (sid, period, source, origin), rows in groups.items():
+            upsert_values(
+                session,
+                system_id=sid,
+                period=period,
+                source=source,
+                rows=rows,
+                actor=f"{origin}",
+            )
+        for sid, change in deletes:
+            _delete(session, sid, change)
+
+
+def _delete(session: Session, system_id: int, change: Change) -> None:
+    p = change.payload
+    v = IndicatorValue.__table__.c
+    match = and_(
+        v.system_id == system_id,
+        v.indicator_code == p["indicator_code"],
+        v.region_code == p["region_code"],
+        v.period == p["period"],
+        v.source == p["source"],
+    )
+    row = session.execute(select(v.id, v.value, v.note, v.revision).where(match)).first()
+    if row is None:
+        return  # never arrived here (deleted before it was sent) or deleted already
+    session.add(
+        ValueHistory(
+            value_id=row.id,
+            old_value=row.value,
+            new_value=None,
+            action="delete",
+            changed_by=change.origin,
+            changed_at=utcnow(),
+            system_id=system_id,
+            indicator_code=p["indicator_code"],
+            region_code=p["region_code"],
+            period=p["period"],
+            source=p["source"],
+            old_note=row.note,
+            revision=row.revision + 1,
+        )
+    )
+    session.execute(delete(IndicatorValue).where(match))
+
+
+def values_checksum(
+    session: Session, *, system: str, period: str, region_code: str
+) -> dict[str, Any]:
+    """Count and SHA-256 of the values of a system and period within a region (reconciliation).
+
+    The digest runs over sorted lines ``indicator|region|source|value`` so two nodes holding
+    the same values get the same answer whatever their local ids.
+    """
+    code, year, version = system.rsplit("@", 2)
+    sid = session.scalar(
+        select(IndicatorSystem.id).where(
+            IndicatorSystem.code == code,
+            IndicatorSystem.year == int(year),
+            IndicatorSystem.version == int(version),
+        )
+    )
+    if sid is None:
+        raise NotFound(f"本节点没有指标体系 {system} (unknown system)", slug="unknown-system")
+    v = IndicatorValue.__table__.c
+    rows = session.execute(
+        select(v.indicator_code, v.region_code, v.source, v.value)
+        .where(
+            v.system_id == sid,
+            v.period == period,
+            v.region_code.startswith(prefix_of(region_code), autoescape=True),
+        )
+        .order_by(v.region_code, v.indicator_code, v.source)
+    )
+    digest = hashlib.sha256()
+    count = 0
+    for r in rows:
+        value = "" if r.value is None else repr(float(r.value))
+        digest.update(f"{r.indicator_code}|{r.region_code}|{r.source}|{value}\n".encode())
+        count += 1
+    return {
+        "system": system,
+        "period": period,
+        "region_code": region_code,
+        "count": count,
+        "checksum": digest.hexdigest(),
+    }

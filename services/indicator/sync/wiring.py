@@ -1,0 +1,198 @@
+"""Mounting federation into the indicator service: appliers, internal router, loops."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+
+from services.indicator.sync.catalog import SystemReleasePayload, apply_system_releases
+from services.indicator.sync.outgoing import SYSTEM_ENTITY
+from services.indicator.sync.submissions import (
+    REVIEW_ENTITY,
+    SUBMISSION_ENTITY,
+    ReviewPayload,
+    SubmissionPayload,
+    apply_reviews,
+    apply_submission_states,
+    relay_review,
+)
+from services.indicator.sync.tables import SYNC
+from services.indicator.sync.values import (
+    VALUE_ENTITY,
+    ValuePayload,
+    apply_value_changes,
+    values_checksum,
+)
+from shared.db import Database, DbSession
+from shared.identity import CurrentIdentity, get_identity, require_roles
+from shared.settings import NodeSettings
+from shared.sync import (
+    BROADCAST,
+    INTERNAL_BASE,
+    Applier,
+    Backoff,
+    Change,
+    PeerCredential,
+    SyncNode,
+    SyncPuller,
+    SyncPusher,
+    UnknownNode,
+    bind_node,
+    sync_router,
+    wake_on_commit,
+)
+
+__all__ = [
+    "DOWN_APPLIERS",
+    "UP_APPLIERS",
+    "from_gateway_identity",
+    "reconcile_router",
+    "relay_down",
+    "sync_lifespan",
+    "sync_node",
+    "sync_routes",
+]
+
+SERVICE = "indicator"
+
+# Changes children push up.
+UP_APPLIERS: dict[str, Applier] = {
+    VALUE_ENTITY: Applier(
+        apply=apply_value_changes,
+        region_of=lambda payload: str(payload["region_code"]),
+        schema=ValuePayload,
+        ops=frozenset({"upsert", "delete"}),
+    ),
+    SUBMISSION_ENTITY: Applier(
+        apply=apply_submission_states,
+        region_of=lambda payload: str(payload["region_code"]),
+        schema=SubmissionPayload,
+        ops=frozenset({"upsert"}),
+    ),
+}
+
+# Messages the parent publishes down.
+DOWN_APPLIERS: dict[str, Applier] = {
+    SYSTEM_ENTITY: Applier(
+        apply=apply_system_releases,
+        region_of=lambda payload: None,  # a release concerns every region below its own
+        schema=SystemReleasePayload,
+        ops=frozenset({"release"}),
+    ),
+    REVIEW_ENTITY: Applier(
+        apply=apply_reviews,
+        region_of=lambda payload: str(payload["region_code"]),
+        schema=ReviewPayload,
+        ops=frozenset({"review"}),
+    ),
+}
+
+
+def sync_node(settings: NodeSettings) -> SyncNode:
+    """This node as the indicator service's origin stream."""
+    return SyncNode(settings.node_id, settings.region_code, SERVICE)
+
+
+def relay_down(settings: NodeSettings) -> Callable[[Change], str | None]:
+    """A city passes catalog releases on to its own children, reviews to their county."""
+
+    def target(change: Change) -> str | None:
+        if change.entity == SYSTEM_ENTITY:
+            return BROADCAST
+        if change.entity == REVIEW_ENTITY:
+            return relay_review(settings.region_code, change)
+        return None
+
+    return target
+
+
+def from_gateway_identity(request: Request, claimed: str) -> PeerCredential:
+    """The sending child as the gateway vouched for it (it checked the credential and MAC)."""
+    identity = get_identity(request)
+    if identity.kind != "node" or identity.node != claimed:
+        raise UnknownNode(
+            f"同步请求须经网关以节点身份转发 (sync requests come through the gateway as node "
+            f"{claimed})"
+        )
+    return PeerCredential(identity.node, identity.region, verified_upstream=True)
+
+
+def sync_routes(settings: NodeSettings) -> APIRouter:
+    """The internal sync router (batches, pulls, status) behind the gateway."""
+    return sync_router(
+        node=sync_node(settings),
+        tables=SYNC,
+        appliers=UP_APPLIERS,
+        authenticate=from_gateway_identity,
+        relay=settings.tier != "province",
+        base_path=INTERNAL_BASE,
+        status_dependencies=[require_roles("admin", "node")],
+    )
+
+
+def _credential(settings: NodeSettings) -> Callable[[], str]:
+    def secret() -> str:
+        # Read on every pass: a credential picked up or rotated later takes effect at once.
+        value = settings.credential_secret()
+        if not value:
+            raise RuntimeError(
+                "本节点没有上级签发的凭据 (no node credential: run `checkup nodes join`)"
+            )
+        return value
+
+    return secret
+
+
+def sync_lifespan(settings: NodeSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Bind the origin node to the sessions; with a parent, run the pusher and the puller."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db: Database = app.state.db
+        node = sync_node(settings)
+        bind_node(db.sessionmaker, node)
+        if not settings.parent_url:
+            yield
+            return
+        link: dict[str, Any] = {
+            "parent_url": settings.parent_url,
+            "credential": _credential(settings),
+            "batch_size": settings.sync_batch_size,
+            "backoff": Backoff(0.5, settings.sync_backoff_cap_s),
+            "dead_letter_after": settings.sync_dead_letter_after,
+        }
+        pusher = SyncPusher(db, SYNC, node, poll_interval_s=settings.sync_poll_interval_s, **link)
+        puller = SyncPuller(
+            db, SYNC, node, appliers=DOWN_APPLIERS, relay_down=relay_down(settings), **link
+        )
+        app.state.sync_pusher = pusher
+        app.state.sync_puller = puller
+        remove_hook = wake_on_commit(db.sessionmaker, pusher.wake)
+        try:
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(pusher.running())
+                await stack.enter_async_context(puller.running())
+                yield
+        finally:
+            remove_hook()
+
+    return lifespan
+
+
+reconcile_router = APIRouter(prefix="/api/v1/values", tags=["values 指标数据"])
+
+
+@reconcile_router.get("/checksum", summary="数据核对摘要 (count and checksum for reconciliation)")
+def checksum(
+    session: DbSession,
+    identity: CurrentIdentity,
+    system: Annotated[str, Query(pattern=r"^.+@\d{4}@\d+$", description="code@year@version")],
+    period: Annotated[str, Query(max_length=10)],
+    region_code: Annotated[str, Query(min_length=2, max_length=12)],
+) -> dict[str, Any]:
+    """Count and SHA-256 of the values of one system version and period within a region."""
+    identity.check_read(region_code)
+    return values_checksum(session, system=system, period=period, region_code=region_code)

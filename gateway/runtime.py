@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from starlette.types import ASGIApp
@@ -19,6 +19,7 @@ from gateway.routing import fetch_openapi, route_table
 from gateway.upstream import Upstream
 from shared.db import Database
 from shared.identity import Identity, sign_identity
+from shared.peers import Peers
 from shared.settings import NodeSettings, ServiceName
 
 __all__ = ["OWN_RESOURCES", "SERVICE_NAMES", "GatewayRuntime"]
@@ -36,6 +37,10 @@ class GatewayRuntime:
     def __init__(self, settings: NodeSettings, services: Mapping[str, ASGIApp]) -> None:
         self.settings = settings
         self.inprocess: dict[str, ASGIApp] = dict(services)
+        # The node's services as API clients (sync forwarding), in-process or over HTTP.
+        self.peers = Peers(settings)
+        for name, app in self.inprocess.items():
+            self.peers.register_app(cast(ServiceName, name), app)
         # Seconds since the epoch; tests replace it to move time forward.
         self.clock: Callable[[], float] = time.time
         self._db: Database | None = None

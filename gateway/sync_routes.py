@@ -21,7 +21,7 @@ from gateway.router import Runtime
 from gateway.runtime import SERVICE_NAMES, GatewayRuntime
 from shared.db import DbSession
 from shared.errors import Forbidden, NotFound
-from shared.identity import CurrentIdentity, Identity, Role, sign_identity
+from shared.identity import CurrentIdentity, Identity, Role
 from shared.settings import ServiceName
 from shared.sync import (
     INTERNAL_BASE,
@@ -162,22 +162,7 @@ def service_client(rt: GatewayRuntime, service: str, identity: Identity) -> http
     """A client for one of this node's services (in-process or over HTTP) acting as ``identity``."""
     if service not in SERVICE_NAMES:
         raise NotFound(f"没有此服务 (no such service): {service}", slug="unknown-service")
-    name = cast(ServiceName, service)
-    secret = rt.settings.internal_secret.get_secret_value()
-    headers = {"x-checkup-identity": sign_identity(identity, secret)}
-    timeout = httpx.Timeout(rt.settings.upstream_timeout_s, connect=5.0)
-    app = rt.inprocess.get(name)
-    if app is not None:
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=f"http://{name}",
-            headers=headers,
-            timeout=timeout,
-        )
-    url = rt.settings.service_url(name)
-    if not url:
-        raise NotFound(f"本节点未配置 {name} 服务 (service not configured)", slug="unknown-service")
-    return httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout)
+    return rt.peers.client(cast(ServiceName, service), identity)
 
 
 def _node_identity(auth: nodes.NodeAuth) -> Identity:

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import Forbidden, Unauthorized, problem_response
-from shared.regions import contains
+from shared.errors import Forbidden, Unauthorized, ValidationFailed, problem_response
+from shared.regions import contains, is_valid_code
 
 __all__ = [
     "IDENTITY_HEADER",
@@ -71,6 +71,17 @@ class Identity:
                 f"(region {region_code} is outside scope {self.region})",
                 slug="out-of-scope",
             )
+
+    def read_scope(self, region_code: str | None, field: str = "region_code") -> str:
+        """The region a listing covers: the one asked for (valid, inside scope) or the caller's."""
+        scope = region_code or self.region
+        if not is_valid_code(scope):
+            raise ValidationFailed(
+                f"区划代码格式错误: {scope} (division codes have 6, 9 or 12 digits)",
+                errors=[{"field": field, "message": "6, 9 or 12 digits"}],
+            )
+        self.check_read(scope)
+        return scope
 
     def check_write(self, region_code: str, *roles: str) -> None:
         """Raise 403 unless the caller may write data of the region with one of the roles."""

@@ -32,7 +32,7 @@ from services.indicator.values.models import IndicatorValue
 from shared.dbtypes import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identity import Identity
-from shared.regions import is_valid_code, prefix_of, tier_of
+from shared.regions import prefix_of, tier_of
 
 __all__ = [
     "ACTIONS",
@@ -489,13 +489,7 @@ def list_submissions(
     limit: int = 100,
 ) -> tuple[list[Submission], str | None]:
     """Submissions in the caller's scope (e.g. a reviewer's queue with state=submitted)."""
-    scope = region_code or identity.region
-    if not is_valid_code(scope):
-        raise ValidationFailed(
-            f"区划代码格式错误: {scope} (division codes have 6, 9 or 12 digits)",
-            errors=[{"field": "region_code", "message": "6, 9 or 12 digits"}],
-        )
-    identity.check_read(scope)
+    scope = identity.read_scope(region_code)
     stmt = select(Submission).where(Submission.region_code.startswith(prefix_of(scope)))
     if system_id is not None:
         stmt = stmt.where(Submission.system_id == system_id)

@@ -26,7 +26,7 @@ from services.indicator.values.parsers import BodyParser
 from shared.dbtypes import utcnow
 from shared.errors import Conflict, Forbidden, Locked, NotFound, ValidationFailed
 from shared.identity import Identity
-from shared.regions import is_valid_code, prefix_of
+from shared.regions import prefix_of
 
 __all__ = [
     "WRITERS",
@@ -584,13 +584,7 @@ def list_values(
     limit: int = 100,
 ) -> tuple[list[IndicatorValue], str | None]:
     """Values in the caller's scope (a region and everything below it), by id."""
-    scope = region_code or identity.region
-    if not is_valid_code(scope):
-        raise ValidationFailed(
-            f"区划代码格式错误: {scope} (division codes have 6, 9 or 12 digits)",
-            errors=[{"field": "region_code", "message": "6, 9 or 12 digits"}],
-        )
-    identity.check_read(scope)
+    scope = identity.read_scope(region_code)
     stmt = select(IndicatorValue)
     if exact_region:
         stmt = stmt.where(IndicatorValue.region_code == scope)

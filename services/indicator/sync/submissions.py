@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from services.indicator.sync.outgoing import bound_node, system_key
+from services.indicator.sync.outgoing import bound_node, records_upward, system_key
 from services.indicator.sync.tables import SYNC
 from shared.regions import tier_of
 from shared.sync import Change, publish_down, record_change
@@ -101,7 +101,7 @@ def record_submission(
     actor_region: str,
 ) -> None:
     """Record the owner's new submission state for the parent (caller's transaction)."""
-    if bound_node(session) is None:
+    if not records_upward(session):
         return
     skey = system_key(code, year, version)
     payload: dict[str, Any] = {

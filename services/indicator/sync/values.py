@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import String, and_, cast, delete, select
 from sqlalchemy.orm import Session
 
-from services.indicator.sync.outgoing import bound_node, system_key
+from services.indicator.sync.outgoing import records_upward, system_key
 from services.indicator.sync.tables import SYNC
 from services.indicator.systems.models import Indicator, IndicatorSystem
 from services.indicator.values.models import IndicatorValue, ValueHistory
@@ -81,9 +81,9 @@ def _sep(*parts: Any) -> Any:
 
 def record_value_writes(session: Session, *, batch_id: int) -> int:
     """Record every value the write ``batch_id`` created or changed (one INSERT … SELECT)."""
-    # Outside a running service (scripts, unit tests) no node is bound and nothing is
-    # federated; received changes are relayed by the receiver with their own origin.
-    if session.info.get(_APPLYING) or bound_node(session) is None:
+    # Only a node with a parent records its own writes (nothing else would drain them);
+    # received changes are relayed by the receiver with their own origin.
+    if session.info.get(_APPLYING) or not records_upward(session):
         return 0
     v = IndicatorValue.__table__.c
     s = IndicatorSystem.__table__.c
@@ -121,7 +121,7 @@ def record_value_writes(session: Session, *, batch_id: int) -> int:
 
 def record_value_delete(session: Session, value: IndicatorValue, system: IndicatorSystem) -> None:
     """Record the deletion of one value (caller's transaction)."""
-    if session.info.get(_APPLYING) or bound_node(session) is None:
+    if session.info.get(_APPLYING) or not records_upward(session):
         return
     skey = system_key(system.code, system.year, system.version)
     record_change(

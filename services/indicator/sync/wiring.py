@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 
 from services.indicator.sync.catalog import SystemReleasePayload, apply_system_releases
-from services.indicator.sync.outgoing import SYSTEM_ENTITY
+from services.indicator.sync.outgoing import SYSTEM_ENTITY, mark_upward
 from services.indicator.sync.submissions import (
     REVIEW_ENTITY,
     SUBMISSION_ENTITY,
@@ -157,6 +157,7 @@ def sync_lifespan(settings: NodeSettings) -> Callable[[FastAPI], AbstractAsyncCo
         if not settings.parent_url:
             yield
             return
+        mark_upward(db.sessionmaker)
         link: dict[str, Any] = {
             "parent_url": settings.parent_url,
             "credential": _credential(settings),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,24 +26,14 @@ def _settings(args: argparse.Namespace) -> NodeSettings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from checkup.node import build_all_in_one, build_service, run_migrations
+    from checkup.node import run_migrations, serve
 
     settings = _settings(args)
-    if not args.no_migrate and args.mode in ("all-in-one",):
+    if not args.no_migrate and args.mode == "all-in-one":
         run_migrations(settings)
-    if args.mode == "all-in-one":
-        app = build_all_in_one(settings)
-    else:
-        app = build_service(settings, args.mode)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning" if args.quiet else "info",
-        access_log=not args.quiet,
-    )
+    if not args.quiet:
+        os.environ.setdefault("CHECKUP_LOG_LEVEL", "info")
+    serve(settings, "all" if args.mode == "all-in-one" else args.mode, args.host, args.port)
     return 0
 
 

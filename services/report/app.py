@@ -9,12 +9,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.report.diagnosis.router import router as diagnosis_router
-from services.report.federation.router import router as federation_router
 from services.report.problems.router import router as problems_router
 from services.report.projects.router import router as projects_router
 from services.report.reports.router import bulletins_router, jobs_router
 from services.report.reports.router import router as reports_router
 from services.report.reports.worker import ReportWorker
+from services.report.sync.wiring import sync_lifespan, sync_routes
 from services.report.tasks.router import router as tasks_router
 from shared.app import create_service_app
 from shared.settings import NodeSettings
@@ -33,12 +33,13 @@ def create_app(settings: NodeSettings, *, run_worker: bool = True) -> FastAPI:
             problems_router,
             tasks_router,
             projects_router,
-            federation_router,
+            sync_routes(settings),
             reports_router,
             jobs_router,
             bulletins_router,
         ],
         title="诊断与报告服务 (report service)",
+        lifespans=[sync_lifespan(settings)],
     )
     inner = app.router.lifespan_context
 

@@ -1,13 +1,13 @@
-"""Audit trail and outbox: every write records who/when/what and queues the change upward."""
+"""Audit trail and upward recording: every write records who/when/what and goes up the tiers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.report.models import AuditEvent, OutboxRecord
+from services.report.models import AuditEvent
+from services.report.sync.recording import record_upward
 from shared.identity import Identity
 
 __all__ = ["audit", "publish"]
@@ -36,21 +36,6 @@ def audit(
     return event
 
 
-def publish(
-    session: Session, node: str, entity: str, key: str, payload: dict[str, Any]
-) -> OutboxRecord:
-    """Queue the new state of an object for the parent node (next per-origin sequence)."""
-    last = session.scalar(
-        select(func.max(OutboxRecord.seq)).where(OutboxRecord.origin_node == node)
-    )
-    record = OutboxRecord(
-        origin_node=node,
-        seq=(last or 0) + 1,
-        entity=entity,
-        entity_key=key,
-        op="upsert",
-        payload=payload,
-    )
-    session.add(record)
-    session.flush()
-    return record
+def publish(session: Session, node: str, entity: str, key: str, payload: dict[str, Any]) -> int:
+    """Queue the new state of an object for the parent node; returns its seq (0: no parent)."""
+    return record_upward(session, entity, key, payload)

@@ -26,11 +26,9 @@ from shared.dbtypes import JsonType, UtcDateTime, utcnow
 __all__ = [
     "AuditEvent",
     "Base",
-    "OutboxRecord",
     "Problem",
     "Project",
     "ProjectTask",
-    "ReceiveCursor",
     "ReceivedRecord",
     "Reinspection",
     "Report",
@@ -312,25 +310,8 @@ class ReportJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
-class OutboxRecord(Base):
-    """A change to push up the tiers: per-origin sequence, applied once by every receiver."""
-
-    __tablename__ = "report_outbox"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    origin_node: Mapped[str] = mapped_column(String(60))
-    seq: Mapped[int] = mapped_column(Integer)
-    entity: Mapped[str] = mapped_column(String(20))
-    entity_key: Mapped[str] = mapped_column(String(200))
-    op: Mapped[str] = mapped_column(String(12))  # upsert
-    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-    __table_args__ = (UniqueConstraint("origin_node", "seq"),)
-
-
 class ReceivedRecord(Base):
-    """The latest copy of a child node's problem, task or final report, received by push."""
+    """The read-only latest copy of a child's problem, task, project or final report."""
 
     __tablename__ = "report_received"
 
@@ -344,13 +325,3 @@ class ReceivedRecord(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("origin_node", "entity", "entity_key"),)
-
-
-class ReceiveCursor(Base):
-    """Highest contiguous sequence applied per origin node (idempotent, in-order apply)."""
-
-    __tablename__ = "report_receive_cursors"
-
-    origin_node: Mapped[str] = mapped_column(String(60), primary_key=True)
-    last_seq: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

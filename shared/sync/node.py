@@ -11,10 +11,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.regions import is_valid_code
 
-__all__ = ["SyncNode", "bind_node", "node_of", "wake_on_commit"]
+__all__ = [
+    "SyncNode",
+    "bind_node",
+    "mark_upward",
+    "node_of",
+    "records_upward",
+    "wake_on_commit",
+]
 
 NODE_INFO = "checkup.sync.node"
 RECORDED_INFO = "checkup.sync.recorded"
+# Set on the session factory of a node that has a parent: only then does anyone drain the
+# upward outbox (it is never pruned before an ack), so only then are own changes recorded.
+UPWARD_INFO = "checkup.sync.upward"
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,16 @@ def node_of(session: Session, node: SyncNode | None = None) -> SyncNode:
             "SyncNode(...)) at start-up or pass node="
         )
     return found
+
+
+def mark_upward(factory: sessionmaker[Session]) -> None:
+    """This node pushes to a parent: its sessions record their own changes in the outbox."""
+    factory.kw["info"] = {**factory.kw.get("info", {}), UPWARD_INFO: True}
+
+
+def records_upward(session: Session) -> bool:
+    """Whether this session's own changes go into the upward outbox (bound node + parent)."""
+    return isinstance(session.info.get(NODE_INFO), SyncNode) and bool(session.info.get(UPWARD_INFO))
 
 
 def mark_recorded(session: Session) -> None:

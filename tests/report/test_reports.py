@@ -8,7 +8,11 @@ import io
 from docx import Document
 from fastapi.testclient import TestClient
 
+from services.report.sync.tables import SYNC
+from shared.db import Database
 from shared.settings import NodeSettings
+from shared.sync import read_stream
+from shared.sync.node import mark_upward
 from tests.report.conftest import EVIDENCE, as_, days, seed_indicator, wait_job
 
 Node = tuple[TestClient, TestClient, NodeSettings]
@@ -70,6 +74,9 @@ def test_diagnosis_merges_findings_and_does_not_duplicate_on_rerun(node: Node) -
 
 def test_annual_report_in_four_formats_with_checksums_then_final_and_immutable(node: Node) -> None:
     ic, rc, settings = node
+    # Record as a node with a parent does, to see every change of the flow queued upward.
+    db: Database = rc.app.state.db  # type: ignore[attr-defined]
+    mark_upward(db.sessionmaker)
     system_id = seed_indicator(ic)
     county = _county(settings)
     rc.post(
@@ -206,14 +213,13 @@ def test_annual_report_in_four_formats_with_checksums_then_final_and_immutable(n
         == "1"
     )
     # It is queued to go up the tiers with its checksum.
-    outbox = rc.get(
-        "/api/v1/reports/federation/outbox", headers=as_(settings, "360000", "node")
-    ).json()["items"]
-    final = [o for o in outbox if o["entity"] == "report"]
-    assert len(final) == 1 and final[0]["payload"]["version"] == 1
-    assert final[0]["payload"]["sha256"] == report["versions"][0]["sha256"]
-    assert {o["entity"] for o in outbox} == {"problem", "task", "project", "report"}
-    seqs = [o["seq"] for o in outbox]
+    with db.session() as session:
+        outbox = read_stream(session, SYNC, "up", settings.node_id, 0, 1000)
+    final = [o for o in outbox if o.entity == "report"]
+    assert len(final) == 1 and final[0].payload["version"] == 1
+    assert final[0].payload["sha256"] == report["versions"][0]["sha256"]
+    assert {o.entity for o in outbox} == {"problem", "task", "project", "report"}
+    seqs = [o.seq for o in outbox]
     assert seqs == list(range(1, len(seqs) + 1))
 
 

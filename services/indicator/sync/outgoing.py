@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from services.indicator.sync.tables import SYNC
 from shared.sync import BROADCAST, SyncNode, publish_down
@@ -13,9 +13,7 @@ from shared.sync.node import NODE_INFO
 __all__ = [
     "SYSTEM_ENTITY",
     "bound_node",
-    "mark_upward",
     "publish_system_release",
-    "records_upward",
     "system_key",
 ]
 
@@ -58,18 +56,3 @@ def bound_node(session: Session) -> SyncNode | None:
     """The node this session records for (None outside a running service: scripts, tests)."""
     node = session.info.get(NODE_INFO)
     return node if isinstance(node, SyncNode) else None
-
-
-# Set on the session factory of a node that has a parent: only then does anyone drain the
-# upward outbox (it is never pruned before an ack), so only then are value writes recorded.
-UPWARD_INFO = "checkup.indicator.upward"
-
-
-def mark_upward(factory: sessionmaker[Session]) -> None:
-    """This node pushes to a parent: record its own value writes in the outbox."""
-    factory.kw["info"] = {**factory.kw.get("info", {}), UPWARD_INFO: True}
-
-
-def records_upward(session: Session) -> bool:
-    """Whether this session's value writes go into the upward outbox."""
-    return bound_node(session) is not None and bool(session.info.get(UPWARD_INFO))

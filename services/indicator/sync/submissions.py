@@ -14,10 +14,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from services.indicator.sync.outgoing import bound_node, records_upward, system_key
+from services.indicator.sync.outgoing import bound_node, system_key
 from services.indicator.sync.tables import SYNC
 from shared.regions import tier_of
 from shared.sync import Change, publish_down, record_change
+from shared.sync.node import records_upward
 
 __all__ = [
     "REVIEW_ENTITY",

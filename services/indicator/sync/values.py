@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import String, and_, cast, delete, select
 from sqlalchemy.orm import Session
 
-from services.indicator.sync.outgoing import records_upward, system_key
+from services.indicator.sync.outgoing import system_key
 from services.indicator.sync.tables import SYNC
 from services.indicator.systems.models import Indicator, IndicatorSystem
 from services.indicator.values.models import IndicatorValue, ValueHistory
@@ -30,6 +30,7 @@ from shared.sync import (
     record_change,
     record_changes_from_select,
 )
+from shared.sync.node import records_upward
 
 __all__ = [
     "VALUE_ENTITY",

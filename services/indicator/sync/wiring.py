@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 
 from services.indicator.sync.catalog import SystemReleasePayload, apply_system_releases
-from services.indicator.sync.outgoing import SYSTEM_ENTITY, mark_upward
+from services.indicator.sync.outgoing import SYSTEM_ENTITY
 from services.indicator.sync.submissions import (
     REVIEW_ENTITY,
     SUBMISSION_ENTITY,
@@ -44,6 +44,7 @@ from shared.sync import (
     sync_router,
     wake_on_commit,
 )
+from shared.sync.node import mark_upward
 
 __all__ = [
     "DOWN_APPLIERS",

@@ -1,0 +1,1 @@
+"""Problems, tasks, projects and final reports going up the tiers through shared.sync."""

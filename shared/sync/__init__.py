@@ -30,6 +30,7 @@ from shared.sync.http import (
     STATUS_PATH,
     Authenticate,
     PeerCredential,
+    from_gateway_identity,
     sync_router,
 )
 from shared.sync.links import ACTIVE, DEAD_LETTER, Backoff, revive
@@ -124,6 +125,7 @@ __all__ = [
     "define_sync_tables",
     "dialect_of",
     "drop_sync_tables",
+    "from_gateway_identity",
     "json_object",
     "parse_batch",
     "parse_pull",

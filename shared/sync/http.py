@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Request
 
 from shared.db import Database
 from shared.errors import ProblemError
+from shared.identity import get_identity
 from shared.sync.errors import BadSignature, UnknownNode
 from shared.sync.links import RECEIVE, note_failure
 from shared.sync.node import SyncNode
@@ -24,6 +25,7 @@ __all__ = [
     "STATUS_PATH",
     "Authenticate",
     "PeerCredential",
+    "from_gateway_identity",
     "sync_router",
 ]
 
@@ -56,6 +58,17 @@ class PeerCredential:
 
 # (request, claimed node id) → the node's credential; raises UnknownNode / CredentialRevoked.
 Authenticate = Callable[[Request, str], PeerCredential]
+
+
+def from_gateway_identity(request: Request, claimed: str) -> PeerCredential:
+    """The sending child as the gateway vouched for it (it checked the credential and MAC)."""
+    identity = get_identity(request)
+    if identity.kind != "node" or identity.node != claimed:
+        raise UnknownNode(
+            f"同步请求须经网关以节点身份转发 (sync requests come through the gateway as node "
+            f"{claimed})"
+        )
+    return PeerCredential(identity.node, identity.region, verified_upstream=True)
 
 
 def _app_database(request: Request) -> Database:

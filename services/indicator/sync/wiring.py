@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 
 from services.indicator.sync.catalog import SystemReleasePayload, apply_system_releases
 from services.indicator.sync.outgoing import SYSTEM_ENTITY
@@ -27,7 +27,7 @@ from services.indicator.sync.values import (
     values_checksum,
 )
 from shared.db import Database, DbSession
-from shared.identity import CurrentIdentity, get_identity, require_roles
+from shared.identity import CurrentIdentity, require_roles
 from shared.settings import NodeSettings
 from shared.sync import (
     BROADCAST,
@@ -35,12 +35,11 @@ from shared.sync import (
     Applier,
     Backoff,
     Change,
-    PeerCredential,
     SyncNode,
     SyncPuller,
     SyncPusher,
-    UnknownNode,
     bind_node,
+    from_gateway_identity,
     sync_router,
     wake_on_commit,
 )
@@ -49,7 +48,6 @@ from shared.sync.node import mark_upward
 __all__ = [
     "DOWN_APPLIERS",
     "UP_APPLIERS",
-    "from_gateway_identity",
     "reconcile_router",
     "relay_down",
     "sync_lifespan",
@@ -108,17 +106,6 @@ def relay_down(settings: NodeSettings) -> Callable[[Change], str | None]:
         return None
 
     return target
-
-
-def from_gateway_identity(request: Request, claimed: str) -> PeerCredential:
-    """The sending child as the gateway vouched for it (it checked the credential and MAC)."""
-    identity = get_identity(request)
-    if identity.kind != "node" or identity.node != claimed:
-        raise UnknownNode(
-            f"同步请求须经网关以节点身份转发 (sync requests come through the gateway as node "
-            f"{claimed})"
-        )
-    return PeerCredential(identity.node, identity.region, verified_upstream=True)
 
 
 def sync_routes(settings: NodeSettings) -> APIRouter:

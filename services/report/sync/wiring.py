@@ -5,29 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 
 from services.report.sync.copies import CopyPayload, apply_copies
 from services.report.sync.recording import ENTITIES
 from services.report.sync.tables import SYNC
 from shared.db import Database
-from shared.identity import get_identity, require_roles
+from shared.identity import require_roles
 from shared.settings import NodeSettings
 from shared.sync import (
     INTERNAL_BASE,
     Applier,
     Backoff,
-    PeerCredential,
     SyncNode,
     SyncPusher,
-    UnknownNode,
     bind_node,
+    from_gateway_identity,
     sync_router,
     wake_on_commit,
 )
 from shared.sync.node import mark_upward
 
-__all__ = ["UP_APPLIERS", "from_gateway_identity", "sync_lifespan", "sync_node", "sync_routes"]
+__all__ = ["UP_APPLIERS", "sync_lifespan", "sync_node", "sync_routes"]
 
 SERVICE = "report"
 
@@ -46,17 +45,6 @@ UP_APPLIERS: dict[str, Applier] = {
 def sync_node(settings: NodeSettings) -> SyncNode:
     """This node as the report service's origin stream."""
     return SyncNode(settings.node_id, settings.region_code, SERVICE)
-
-
-def from_gateway_identity(request: Request, claimed: str) -> PeerCredential:
-    """The sending child as the gateway vouched for it (it checked the credential and MAC)."""
-    identity = get_identity(request)
-    if identity.kind != "node" or identity.node != claimed:
-        raise UnknownNode(
-            f"同步请求须经网关以节点身份转发 (sync requests come through the gateway as node "
-            f"{claimed})"
-        )
-    return PeerCredential(identity.node, identity.region, verified_upstream=True)
 
 
 def sync_routes(settings: NodeSettings) -> APIRouter:

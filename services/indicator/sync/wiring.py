@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
@@ -26,24 +26,19 @@ from services.indicator.sync.values import (
     apply_value_changes,
     values_checksum,
 )
-from shared.db import Database, DbSession
+from shared.db import DbSession
 from shared.identity import CurrentIdentity, require_roles
 from shared.settings import NodeSettings
 from shared.sync import (
     BROADCAST,
     INTERNAL_BASE,
     Applier,
-    Backoff,
     Change,
     SyncNode,
-    SyncPuller,
-    SyncPusher,
-    bind_node,
     from_gateway_identity,
     sync_router,
-    wake_on_commit,
 )
-from shared.sync.node import mark_upward
+from shared.sync.lifespan import service_node, upward_lifespan
 
 __all__ = [
     "DOWN_APPLIERS",
@@ -92,7 +87,7 @@ DOWN_APPLIERS: dict[str, Applier] = {
 
 def sync_node(settings: NodeSettings) -> SyncNode:
     """This node as the indicator service's origin stream."""
-    return SyncNode(settings.node_id, settings.region_code, SERVICE)
+    return service_node(settings, SERVICE)
 
 
 def relay_down(settings: NodeSettings) -> Callable[[Change], str | None]:
@@ -121,54 +116,11 @@ def sync_routes(settings: NodeSettings) -> APIRouter:
     )
 
 
-def _credential(settings: NodeSettings) -> Callable[[], str]:
-    def secret() -> str:
-        # Read on every pass: a credential picked up or rotated later takes effect at once.
-        value = settings.credential_secret()
-        if not value:
-            raise RuntimeError(
-                "本节点没有上级签发的凭据 (no node credential: run `checkup nodes join`)"
-            )
-        return value
-
-    return secret
-
-
 def sync_lifespan(settings: NodeSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Bind the origin node to the sessions; with a parent, run the pusher and the puller."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db: Database = app.state.db
-        node = sync_node(settings)
-        bind_node(db.sessionmaker, node)
-        if not settings.parent_url:
-            yield
-            return
-        mark_upward(db.sessionmaker)
-        link: dict[str, Any] = {
-            "parent_url": settings.parent_url,
-            "credential": _credential(settings),
-            "batch_size": settings.sync_batch_size,
-            "backoff": Backoff(0.5, settings.sync_backoff_cap_s),
-            "dead_letter_after": settings.sync_dead_letter_after,
-        }
-        pusher = SyncPusher(db, SYNC, node, poll_interval_s=settings.sync_poll_interval_s, **link)
-        puller = SyncPuller(
-            db, SYNC, node, appliers=DOWN_APPLIERS, relay_down=relay_down(settings), **link
-        )
-        app.state.sync_pusher = pusher
-        app.state.sync_puller = puller
-        remove_hook = wake_on_commit(db.sessionmaker, pusher.wake)
-        try:
-            async with AsyncExitStack() as stack:
-                await stack.enter_async_context(pusher.running())
-                await stack.enter_async_context(puller.running())
-                yield
-        finally:
-            remove_hook()
-
-    return lifespan
+    return upward_lifespan(
+        settings, SERVICE, SYNC, down_appliers=DOWN_APPLIERS, relay_down=relay_down(settings)
+    )
 
 
 reconcile_router = APIRouter(prefix="/api/v1/values", tags=["values 指标数据"])

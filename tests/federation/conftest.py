@@ -125,3 +125,6 @@ def tiers(template: Template, tmp_path: Path) -> Iterator[Tiers]:
             node.stop()
         for cleanup in cleanups:
             cleanup()  # type: ignore[operator]
+
+
+from tests.federation.processes import process_tiers  # noqa: E402,F401 - fixture

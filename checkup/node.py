@@ -117,9 +117,15 @@ def serve(
     settings: NodeSettings, name: str = "all", host: str = "127.0.0.1", port: int = 8000
 ) -> None:
     """Run one service (or the all-in-one node) under uvicorn (uvloop + httptools)."""
+    import gc
+
     import uvicorn
 
     app = build_all_in_one(settings) if name == "all" else build_service(settings, name)
+    # Everything loaded so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise rescan it while a large batch or import is parsed.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=host,

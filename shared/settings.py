@@ -107,7 +107,7 @@ class NodeSettings(BaseSettings):
     # when unset, so that `checkup nodes join` can store it without editing the environment.
     node_credential: SecretStr | None = None
     sync_poll_interval_s: float = 0.5
-    sync_batch_size: int = 1000
+    sync_batch_size: int = 5000
     sync_dead_letter_after: int = 5
     sync_backoff_cap_s: float = 300.0
     # Credential rotation at the parent: how long the replaced secret stays valid.

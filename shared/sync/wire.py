@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
@@ -100,7 +101,7 @@ class Batch:
         }
 
     def encode(self) -> bytes:
-        return json.dumps(self.as_wire(), ensure_ascii=False, separators=(",", ":")).encode()
+        return orjson.dumps(self.as_wire())
 
 
 @dataclass(frozen=True)
@@ -197,8 +198,8 @@ def _problems(exc: PydanticValidationError) -> list[dict[str, Any]]:
 def _load(body: Mapping[str, Any] | bytes | str) -> Any:
     if isinstance(body, bytes | str):
         try:
-            return json.loads(body)
-        except ValueError as exc:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             raise MalformedBatch(f"请求体不是有效的 JSON (body is not valid JSON): {exc}") from exc
     return body
 
@@ -256,10 +257,12 @@ def parse_pull_response(body: Mapping[str, Any] | bytes | str) -> PullResponse:
 
 
 def canonical_json(value: Any) -> bytes:
-    """UTF-8 JSON with sorted keys and no whitespace: the bytes the digest is taken over."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    """UTF-8 JSON with sorted keys and no whitespace: the bytes the digest is taken over.
+
+    Numbers in their shortest round-trip form (``1e16``, ``1e-5``). Keys sort by code
+    point; every key of the protocol and the services' payloads is ASCII.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def batch_digest(

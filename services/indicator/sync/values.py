@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.indicator.sync.outgoing import system_key
 from services.indicator.sync.tables import SYNC
-from services.indicator.systems.models import Indicator, IndicatorSystem
+from services.indicator.systems.models import IndicatorSystem
 from services.indicator.values.models import IndicatorValue, ValueHistory
 from shared.dbtypes import utcnow
 from shared.errors import NotFound
@@ -88,7 +88,6 @@ def record_value_writes(session: Session, *, batch_id: int) -> int:
         return 0
     v = IndicatorValue.__table__.c
     s = IndicatorSystem.__table__.c
-    i = Indicator.__table__.c
     skey = s.code + "@" + cast(s.year, String) + "@" + cast(s.version, String)
     source = (
         select(
@@ -106,13 +105,10 @@ def record_value_writes(session: Session, *, batch_id: int) -> int:
                 on_behalf=v.on_behalf,
             ).label("payload"),
         )
-        .select_from(
-            IndicatorValue.__table__.join(IndicatorSystem.__table__, s.id == v.system_id).join(
-                Indicator.__table__, and_(i.system_id == v.system_id, i.code == v.indicator_code)
-            )
-        )
-        # Formula values are not sent: the parent derives them from their inputs itself.
-        .where(v.batch_id == batch_id, i.compute != "formula")
+        .select_from(IndicatorValue.__table__.join(IndicatorSystem.__table__, s.id == v.system_id))
+        # Derived (formula) values go up as the owner computed them: the parent stores them
+        # as received and derives nothing itself (only the owner changes its records).
+        .where(v.batch_id == batch_id)
     )
     first, last = record_changes_from_select(
         session, SYNC, source, entity=VALUE_ENTITY, op="upsert"
@@ -193,6 +189,7 @@ def apply_value_changes(session: Session, changes: list[Change]) -> None:
                 source=source,
                 rows=rows,
                 actor=f"{origin}",
+                owner_derived=True,
             )
         for sid, change in deletes:
             _delete(session, sid, change)

@@ -223,11 +223,24 @@ def validate_staged(
     scope_prefix: str | None,
     locked: Sequence[LockedScope],
     max_note: int,
+    allow_formula: bool = False,
 ) -> tuple[int, int]:
-    """Check every staged row in SQL; returns (errors, rejected rows)."""
+    """Check every staged row in SQL; returns (errors, rejected rows).
+
+    ``allow_formula``: rows of formula indicators are accepted (values derived by their
+    owner node and received from it) instead of refused as not enterable.
+    """
     dialect.create_temp(session, ERR, "rn INTEGER, field TEXT, code TEXT, ref INTEGER")
     params: dict[str, Any] = {"max_note": max_note, "sid": system_id}
     checks = list(_CHECKS)
+    if allow_formula:
+        # A derived value is what its owner's formula gave (a rate may pass 100 %): only
+        # its key is checked here.
+        checks = [
+            (f, code, cond if f != "value" else f"({cond}) AND compute <> 'formula'")
+            for f, code, cond in checks
+            if code != "formula_indicator"
+        ]
     if scope_prefix:
         checks.append(
             (

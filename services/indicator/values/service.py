@@ -179,6 +179,7 @@ def _apply_and_flag(
     actor_region: str | None,
     reason: str | None = None,
     n_good: int | None = None,
+    derive: bool = True,
 ) -> UpsertResult:
     cfg = values_settings()
     now = utcnow()
@@ -205,7 +206,7 @@ def _apply_and_flag(
         min_history=cfg.outlier_min_history,
     )
     derived = 0
-    if counts.created or counts.updated:
+    if derive and (counts.created or counts.updated):
         derived = derive_formulas(
             session,
             dialect,
@@ -262,13 +263,16 @@ def upsert_values(
     actor: str,
     batch_id: int | None = None,
     on_behalf: bool = False,
+    owner_derived: bool = False,
 ) -> UpsertResult:
     """Write already-validated values set-based (staging + INSERT … SELECT), with history.
 
-    For callers inside the service (spatial roll-ups). Rows are (indicator_code,
-    region_code, value, note). Still refuses, all or nothing: a system that is not
-    released (409), rows in a submitted/approved submission (409 locked), and rows that
-    fail the checks (422 naming the row by its position from 1).
+    For callers inside the service (spatial roll-ups, values received from a child). Rows
+    are (indicator_code, region_code, value, note). Still refuses, all or nothing: a system
+    that is not released (409), rows in a submitted/approved submission (409 locked), and
+    rows that fail the checks (422 naming the row by its position from 1).
+    ``owner_derived``: the rows include formula values as their owner node derived them;
+    they are stored as received and nothing is derived here.
     """
     # The lock comes before any read: on SQLite a transaction that read first cannot
     # always upgrade to a writer once another writer has committed.
@@ -307,6 +311,7 @@ def upsert_values(
         scope_prefix=None,
         locked=locked_scopes(session, system_id, period),
         max_note=values_settings().max_note_chars,
+        allow_formula=owner_derived,
     )
     if n_errors:
         _raise_for_errors(session, n_errors, system_id, "internal", None)
@@ -320,6 +325,7 @@ def upsert_values(
         on_behalf=on_behalf,
         actor_region=None,
         n_good=n,
+        derive=not owner_derived,
     )
     bulk.cleanup(session, dialect)
     if batch_id is None:

@@ -1,0 +1,401 @@
+"""Benchmark: value changes county → city → province end to end, and the trickle lag.
+
+Three nodes as separate processes (``python -m checkup.node all``, as installed), each on
+its own PostgreSQL database (or SQLite files with ``--backend sqlite``), registered
+county → city → province with node credentials, the benchmark's system (45
+community-level indicators) released at the province and received below.
+
+1. **Baseline, same run:** the province's own bulk-import rate: the same number of rows,
+   same shape (the county's communities × 45 indicators × 5 sources, other periods),
+   through the province's ``POST /api/v1/values/import``.
+2. **End to end:** the county imports N changes the same way; the clock stops when the
+   province has acknowledged the county's last seq (read from the province's
+   ``GET /api/v1/sync/status``). Printed as a rate and as a ratio to the baseline, both
+   from the start of the county's import (``e2e``) and from the moment the county's
+   import committed (``transfer``: the push/relay/apply pipeline alone).
+3. **Trickle:** single value changes at the county, one every ``--interval`` seconds; the
+   lag of each is the province's ``updated_at`` of the value minus the moment the county
+   answered the write (same machine, same clock). p50/p95 with the default poll interval.
+
+    .venv/bin/python benchmarks/federation.py --rows 100000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from checkup.cluster import NodeProcess
+from checkup.node import run_migrations
+from gateway import nodes
+from gateway.accounts import create_user
+from shared.db import Database
+from shared.settings import NodeSettings
+
+PG_ADMIN_URL = os.environ.get("CHECKUP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "Bench-passw0rd!"
+N_INDICATORS = 45
+SOURCES = ("self_checkup", "third_party", "department", "survey", "hotline")
+COUNTY, CITY, PROVINCE = "360121", "360100", "360000"
+GOALS = {"transfer_ratio": 0.5, "trickle_p95_s": 5.0}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, backend: str, root: Path, batch_size: int | None) -> None:
+        self.backend = backend
+        self.dbnames: list[str] = []
+        self.nodes: dict[str, NodeProcess] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        self.regions: list[str] = []
+        self.rows_per_period = 0
+        parents = {PROVINCE: None, CITY: PROVINCE, COUNTY: CITY}
+        ports: dict[str, int] = {}
+        from checkup.cluster import free_port
+
+        for code in parents:
+            ports[code] = free_port()
+        for code, parent in parents.items():
+            extra: dict[str, Any] = {}
+            if backend == "postgres":
+                name = f"checkup_bench_{code}_{uuid.uuid4().hex[:6]}"
+                with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                self.dbnames.append(name)
+                extra["database_url"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+            if batch_size:
+                extra["sync_batch_size"] = batch_size
+            settings = NodeSettings(
+                environment="test",
+                region_code=code,
+                node_id=f"node-{code}",
+                data_dir=root / code,
+                parent_url=f"http://127.0.0.1:{ports[parent]}" if parent else None,
+                rate_limit_per_minute=1_000_000,
+                rate_limit_burst=100_000,
+                **extra,
+            )
+            run_migrations(settings)
+            gdb = Database(*settings.database_for("gateway"))
+            with gdb.session() as s:
+                create_user(
+                    s,
+                    "admin",
+                    PASSWORD,
+                    ["admin", "reviewer", "data_entry"],
+                    code,
+                    settings=settings,
+                )
+            gdb.dispose()
+            self.nodes[code] = NodeProcess(settings, ports[code])
+        for code, parent in parents.items():
+            if parent:
+                pdb = Database(*self.nodes[parent].settings.database_for("gateway"))
+                with pdb.session() as s:
+                    secret = nodes.add_child(
+                        s,
+                        self.nodes[parent].settings,
+                        node_id=f"node-{code}",
+                        region_code=code,
+                        by="bench",
+                    ).secret
+                pdb.dispose()
+                cred = self.nodes[code].settings.credential_file
+                cred.parent.mkdir(parents=True, exist_ok=True)
+                cred.write_text(secret + "\n", encoding="utf-8")
+        for node in self.nodes.values():
+            node.start()
+        for code, node in self.nodes.items():
+            r = httpx.post(
+                node.url + "/api/v1/auth/login",
+                json={"username": "admin", "password": PASSWORD},
+                timeout=30,
+            )
+            r.raise_for_status()
+            self.headers[code] = {"authorization": f"Bearer {r.json()['access_token']}"}
+
+    def client(self, code: str) -> httpx.Client:
+        return httpx.Client(base_url=self.nodes[code].url, headers=self.headers[code], timeout=600)
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+        for name in self.dbnames:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    # ------------------------------------------------------------------ setup
+
+    def release_system(self) -> dict[str, int]:
+        system = {
+            "format": "checkup.indicator-system",
+            "format_version": 1,
+            "code": "BENCH-FED",
+            "name": "联动基准测试指标体系",
+            "year": 2025,
+            "version": 1,
+            "indicators": [
+                {
+                    "code": f"B{i:02d}",
+                    "name_zh": f"社区指标{i}",
+                    "level": "community",
+                    "dimension": "设施完善",
+                    "unit": "个",
+                    "direction": "lower",
+                    "value_type": "number",
+                    "min_value": 0,
+                    "max_value": 1_000_000,
+                    "compute": "entered",
+                    "sort_order": i,
+                }
+                for i in range(1, N_INDICATORS + 1)
+            ],
+        }
+        with self.client(PROVINCE) as c:
+            r = c.post("/api/v1/systems/import", json=system)
+            r.raise_for_status()
+            c.post(f"/api/v1/systems/{r.json()['id']}/release").raise_for_status()
+        ids: dict[str, int] = {}
+        deadline = time.monotonic() + 60
+        for code in (PROVINCE, CITY, COUNTY):
+            while True:
+                with self.client(code) as c:
+                    items = c.get("/api/v1/systems", params={"code": "BENCH-FED"}).json()["items"]
+                if items:
+                    ids[code] = int(items[0]["id"])
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the system did not reach {code}")
+                time.sleep(0.2)
+        return ids
+
+    def communities(self) -> list[str]:
+        db = Database(*self.nodes[COUNTY].settings.database_for("indicator"))
+        with db.session() as s:
+            rows = [
+                r[0]
+                for r in s.execute(
+                    text(
+                        "SELECT code FROM regions WHERE code LIKE :p AND level_rank = 5 "
+                        "ORDER BY code"
+                    ),
+                    {"p": COUNTY + "%"},
+                )
+            ]
+        db.dispose()
+        return rows
+
+    # ------------------------------------------------------------------ measures
+
+    def import_rows(self, code: str, system_id: int, periods: list[str], n: int, salt: int) -> int:
+        """Import ``n`` rows (one request per period); returns rows applied."""
+        per_period = self.rows_per_period
+        applied = 0
+        left = n
+        with self.client(code) as c:
+            for period in periods:
+                if left <= 0:
+                    break
+                take = min(left, per_period)
+                r = c.post(
+                    "/api/v1/values/import",
+                    params={"system_id": system_id, "period": period, "mode": "all_or_nothing"},
+                    content=self.csv(take, salt),
+                    headers={"content-type": "text/csv"},
+                )
+                if r.status_code != 200:
+                    raise SystemExit(f"import at {code} failed: {r.status_code} {r.text[:300]}")
+                applied += int(r.json()["rows_applied"])
+                left -= take
+        return applied
+
+    def csv(self, n: int, salt: int) -> bytes:
+        lines = ["indicator_code,region_code,source,value"]
+        i = 0
+        for source in SOURCES:
+            for r, region in enumerate(self.regions):
+                for k in range(1, N_INDICATORS + 1):
+                    if i >= n:
+                        return ("\n".join(lines) + "\n").encode()
+                    # The same value in every source of a key (as sources mostly agree):
+                    # no disagreement flags, as in bulk_import.py.
+                    lines.append(f"B{k:02d},{region},{source},{(r * 7919 + k * 31 + salt) % 1000}")
+                    i += 1
+        return ("\n".join(lines) + "\n").encode()
+
+    def county_head(self) -> int:
+        """The county's last recorded seq (its own up stream's head)."""
+        with self.client(COUNTY) as c:
+            links = c.get("/api/v1/sync/status").json()["services"]["indicator"]["links"]
+        return max(
+            (int(link["head_seq"] or 0) for link in links if link["kind"] == "push"), default=0
+        )
+
+    def acked_at_province(self) -> int:
+        """The province's ack of the county's stream (0 while status does not answer)."""
+        with self.client(PROVINCE) as c:
+            r = c.get("/api/v1/sync/status")
+        if r.status_code != 200 or "indicator" not in r.json().get("services", {}):
+            log(f"  province status: HTTP {r.status_code} {r.text[:300]}")
+            return 0
+        links = r.json()["services"]["indicator"]["links"]
+        return max(
+            (
+                int(link["last_acked_seq"])
+                for link in links
+                if link["kind"] == "receive" and link["stream"] == f"node-{COUNTY}"
+            ),
+            default=0,
+        )
+
+    def wait_province(self, timeout: float) -> float:
+        """Poll (every 0.2 s, so as not to load the nodes) until the province acked the
+        county's head; returns the moment it was seen."""
+        head = self.county_head()
+        deadline = time.monotonic() + timeout
+        while True:
+            acked = self.acked_at_province()
+            if head and acked >= head:
+                return time.perf_counter()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the province did not catch up: acked {acked} of {head}")
+            time.sleep(0.2)
+
+    def trickle(self, system_id: int, count: int, interval: float) -> list[float]:
+        sent: dict[tuple[str, str], datetime] = {}
+        regions = self.regions
+        with self.client(COUNTY) as c:
+            for i in range(count):
+                key = (f"B{i % N_INDICATORS + 1:02d}", regions[i // N_INDICATORS])
+                r = c.put(
+                    "/api/v1/values",
+                    json={
+                        "system_id": system_id,
+                        "indicator_code": key[0],
+                        "region_code": key[1],
+                        "period": "2030",
+                        "source": "self_checkup",
+                        "value": float(i),
+                    },
+                )
+                r.raise_for_status()
+                sent[key] = datetime.now(UTC)
+                time.sleep(interval)
+        self.wait_province(120)
+        db = Database(*self.nodes[PROVINCE].settings.database_for("indicator"))
+        with db.session() as s:
+            rows = s.execute(
+                text(
+                    "SELECT indicator_code, region_code, updated_at FROM indicator_values "
+                    "WHERE period = '2030'"
+                )
+            ).all()
+        db.dispose()
+        lags = []
+        for code, region, at in rows:
+            if isinstance(at, str):
+                at = datetime.fromisoformat(at)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            lags.append((at - sent[(code, region)]).total_seconds())
+        if len(lags) != count:
+            raise SystemExit(f"{count - len(lags)} trickled changes missing at the province")
+        return lags
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=None, help="sync batch size (default: node's)")
+    p.add_argument("--trickle", type=int, default=60, help="single changes in the trickle")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between trickle changes")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="checkup-fed-bench-") as tmp:
+        bench = Bench(args.backend, Path(tmp), args.batch_size)
+        try:
+            ids = bench.release_system()
+            bench.regions = bench.communities()
+            bench.rows_per_period = len(bench.regions) * N_INDICATORS * len(SOURCES)
+            periods_needed = -(-args.rows // bench.rows_per_period)
+            log(
+                f"{args.backend}: {len(bench.regions)} communities of {COUNTY}; "
+                f"{args.rows} rows over {periods_needed} period(s)"
+            )
+            base_rates, e2e_rates, transfer_rates = [], [], []
+            for rep in range(args.repeat):
+                base_periods = [str(2000 + 10 * rep + k) for k in range(periods_needed)]
+                t0 = time.perf_counter()
+                n = bench.import_rows(PROVINCE, ids[PROVINCE], base_periods, args.rows, rep)
+                base = n / (time.perf_counter() - t0)
+
+                fed_periods = [str(2040 + 10 * rep + k) for k in range(periods_needed)]
+                t0 = time.perf_counter()
+                n = bench.import_rows(COUNTY, ids[COUNTY], fed_periods, args.rows, rep)
+                t1 = time.perf_counter()
+                t2 = bench.wait_province(1800)
+                e2e = n / (t2 - t0)
+                transfer = n / (t2 - t1)
+                base_rates.append(base)
+                e2e_rates.append(e2e)
+                transfer_rates.append(transfer)
+                log(
+                    f"  run {rep + 1}: province import {base:,.0f} rows/s; county import "
+                    f"{n / (t1 - t0):,.0f} rows/s; end to end {e2e:,.0f} rows/s "
+                    f"({e2e / base:.3f}); after the county's commit {transfer:,.0f} rows/s "
+                    f"({transfer / base:.3f})"
+                )
+            lags = bench.trickle(ids[COUNTY], args.trickle, args.interval)
+        finally:
+            bench.close()
+
+    lags.sort()
+    p50 = statistics.median(lags)
+    p95 = lags[min(len(lags) - 1, int(0.95 * len(lags)))]
+    ratios_e2e = [e / b for e, b in zip(e2e_rates, base_rates, strict=True)]
+    ratios_transfer = [t / b for t, b in zip(transfer_rates, base_rates, strict=True)]
+    figures = {
+        "backend": args.backend,
+        "rows": args.rows,
+        "province_import_rows_per_s": round(statistics.median(base_rates)),
+        "e2e_rows_per_s": round(statistics.median(e2e_rates)),
+        "e2e_ratio": round(statistics.median(ratios_e2e), 3),
+        "transfer_rows_per_s": round(statistics.median(transfer_rates)),
+        "transfer_ratio": round(statistics.median(ratios_transfer), 3),
+        "trickle_changes": len(lags),
+        "trickle_p50_s": round(p50, 3),
+        "trickle_p95_s": round(p95, 3),
+    }
+    log(
+        f"trickle of {len(lags)} single changes every {args.interval}s: "
+        f"lag p50 {p50:.3f}s, p95 {p95:.3f}s"
+    )
+    met = {
+        "transfer_ratio": figures["transfer_ratio"] >= GOALS["transfer_ratio"],
+        "trickle_p95_s": p95 <= GOALS["trickle_p95_s"],
+    }
+    print(json.dumps({"benchmark": "federation", "figures": figures, "goals": GOALS, "met": met}))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,8 @@ from services.survey.responses.intake import AttemptLimiter, FormCache
 from services.survey.responses.router import public_router
 from services.survey.responses.router import router as responses_router
 from services.survey.results.router import router as results_router
+from services.survey.sync.received import router as received_router
+from services.survey.sync.wiring import sync_lifespan, sync_routes
 from shared.app import create_service_app
 from shared.settings import NodeSettings
 
@@ -36,7 +38,10 @@ def create_app(settings: NodeSettings) -> FastAPI:
             responses_router,
             results_router,
             public_router,
+            received_router,
+            sync_routes(settings),
         ],
         title="满意度调查服务 (survey service)",
         on_startup=_on_startup,
+        lifespans=[sync_lifespan(settings)],
     )

@@ -355,3 +355,34 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
 
     __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
+
+
+class ReceivedResult(Base):
+    """The read-only copy of a child node's published satisfaction results (one publication).
+
+    Filled only by the sync applier; the latest publication per (origin, campaign) is the
+    current one, the earlier ones are kept as superseded.
+    """
+
+    __tablename__ = "survey_received_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin_node: Mapped[str] = mapped_column(String(64))
+    entity_key: Mapped[str] = mapped_column(String(200))
+    # The campaign and publication ids at the origin node.
+    campaign_ref: Mapped[int] = mapped_column(Integer)
+    publication_ref: Mapped[int] = mapped_column(Integer)
+    region_code: Mapped[str] = mapped_column(String(12))
+    period: Mapped[str] = mapped_column(String(10))
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("origin_node", "entity_key"),
+        Index("ix_survey_received_results_region", "region_code", "period"),
+        Index(
+            "ix_survey_received_results_campaign", "origin_node", "campaign_ref", "publication_ref"
+        ),
+    )

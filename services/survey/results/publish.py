@@ -13,6 +13,7 @@ from services.survey.campaigns.service import campaign_settings
 from services.survey.common import DESIGN_ROLES, audit
 from services.survey.models import Campaign, Disagreement, Publication, ResultCell, ScoreTarget
 from services.survey.results.service import latest_run
+from services.survey.sync.recording import record_publication
 from shared.errors import Conflict, ProblemError, ValidationFailed
 from shared.identity import Identity
 from shared.peers import Peers
@@ -174,6 +175,8 @@ async def publish_results(
     if found:
         session.execute(insert(Disagreement), found)
     session.flush()
+    # The parent (if any) gets the published figures in this same transaction.
+    record_publication(session, c, run, pub)
     audit(
         session,
         identity,

@@ -1,0 +1,1 @@
+"""Published satisfaction results going up the tiers through shared.sync."""

@@ -32,6 +32,7 @@ from services.indicator.spatial.models import (
     SpatialUnit,
 )
 from services.indicator.spatial.service import CHINA_BOX, ImportReport
+from services.indicator.sync.inspections import record_inspection_writes
 from services.indicator.systems.models import Indicator, IndicatorSystem, SubItem
 from shared.errors import NotFound, ValidationFailed
 from shared.identity import Identity
@@ -467,6 +468,8 @@ def record_inspections(
     )
     if apply:
         report.created = _write(session, identity, system_id, period, apply, batch.id)
+        # For the parent, in this transaction: one change per visit the write touched.
+        record_inspection_writes(session, batch_id=batch.id)
         if rollup:
             from services.indicator.spatial.rollup import rollup_counts
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -179,7 +180,11 @@ class Inspection(Base):
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_inspections_unit", "unit_id", "system_id", "period"),)
+    __table_args__ = (
+        Index("ix_inspections_unit", "unit_id", "system_id", "period"),
+        # Recording for the parent reads the inspections one write created (revision 0008).
+        Index("ix_inspections_batch", "batch_id"),
+    )
 
 
 class InspectionResult(Base):
@@ -229,6 +234,53 @@ class InspectionEvidence(Base):
     sub_item_code: Mapped[str | None] = mapped_column(String(40))
     file_ref: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ReceivedInspection(Base):
+    """The read-only copy of an inspection recorded at a node below (entity ``inspection``).
+
+    One row per (origin node, key): the key is the visit's natural key at its origin,
+    ``<unit code>/<inspected_at>/<system>/<period>/<inspector>``; a later change of the
+    same key replaces the row. Nothing here refers to local ids of the origin.
+    """
+
+    __tablename__ = "received_inspections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    origin_node: Mapped[str] = mapped_column(String(64))
+    entity_key: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    region_code: Mapped[str] = mapped_column(String(12))  # the unit's community
+    unit_code: Mapped[str] = mapped_column(String(64))
+    unit_kind: Mapped[str] = mapped_column(String(10))
+    unit_name: Mapped[str] = mapped_column(String(200), default="")
+    lon: Mapped[float | None] = mapped_column(Float)  # the unit's representative point
+    lat: Mapped[float | None] = mapped_column(Float)
+    system: Mapped[str] = mapped_column(String(64))  # code@year@version
+    period: Mapped[str] = mapped_column(String(10))
+    inspector: Mapped[str] = mapped_column(String(100))
+    inspected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    # [{indicator_code, sub_item_code, outcome, note}] sorted by indicator and sub-item.
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    evidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    evidence: Mapped[list[str]] = mapped_column(JsonType, default=list)  # file references
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("origin_node", "entity_key"),
+        Index("ix_received_inspections_region", "region_code", "period"),
+        Index(
+            "ix_received_inspections_unit",
+            "origin_node",
+            "unit_code",
+            "system",
+            "period",
+            "inspected_at",
+        ),
+    )
 
 
 class CoverageRule(Base):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.indicator.spatial import coverage, inspections, layers, rollup, service
+from services.indicator.spatial import coverage, inspections, layers, received, rollup, service
 from services.indicator.spatial.models import RegionExtent
 from services.indicator.spatial.schemas import (
     CoveragePlanOut,
@@ -21,6 +21,8 @@ from services.indicator.spatial.schemas import (
     ImportReportOut,
     InspectionIn,
     InspectionOut,
+    ReceivedInspectionPage,
+    ReceivedSummaryOut,
     RollupIn,
     RollupOut,
     UnitOut,
@@ -35,8 +37,16 @@ facilities_router = APIRouter(prefix="/api/v1/facilities", tags=["facilities 公
 inspections_router = APIRouter(prefix="/api/v1/inspections", tags=["inspections 实地检查"])
 layers_router = APIRouter(prefix="/api/v1/layers", tags=["layers 图层"])
 ogc_router = APIRouter(prefix="/api/v1/ogc", tags=["ogc OGC API – Features"])
+spatial_router = APIRouter(prefix="/api/v1/spatial", tags=["spatial 下级空间数据"])
 
-routers = [units_router, facilities_router, inspections_router, layers_router, ogc_router]
+routers = [
+    units_router,
+    facilities_router,
+    inspections_router,
+    layers_router,
+    ogc_router,
+    spatial_router,
+]
 
 GEOJSON = "application/geo+json"
 ImportMode = Literal["per_row", "all_or_nothing"]
@@ -377,6 +387,69 @@ def run_rollup(body: RollupIn, session: DbSession, identity: CurrentIdentity) ->
         session, identity, system_id=body.system_id, period=body.period, full=body.full
     )
     return RollupOut(**asdict(report))
+
+
+# --- inspections received from below ------------------------------------------------
+
+
+@spatial_router.get(
+    "/received-inspections",
+    response_model=ReceivedInspectionPage,
+    summary="下级上报的检查 (inspections received from the nodes below)",
+)
+def received_inspections(
+    session: DbSession,
+    identity: CurrentIdentity,
+    region_code: str | None = Query(None, description="默认本人管辖区划 (default: own region)"),
+    period: Annotated[str | None, Query(max_length=10)] = None,
+    system: str | None = Query(None, description="code@year@version"),
+    unit_code: Annotated[str | None, Query(max_length=64)] = None,
+    origin: Annotated[str | None, Query(max_length=64, description="来源节点")] = None,
+    latest: bool = Query(False, description="只看每个对象最近一次检查 (latest visit only)"),
+    cursor: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> ReceivedInspectionPage:
+    """Read-only copies of inspections recorded below, within the caller's region scope."""
+    page = received.list_received(
+        session,
+        identity,
+        region_code=region_code,
+        period=period,
+        system=system,
+        unit_code=unit_code,
+        origin=origin,
+        latest=latest,
+        cursor=cursor,
+        limit=limit,
+    )
+    return ReceivedInspectionPage.model_validate(page)
+
+
+@spatial_router.get(
+    "/received-inspections/summary",
+    response_model=list[ReceivedSummaryOut],
+    summary="下级检查汇总 (received inspections by region)",
+)
+def received_inspections_summary(
+    session: DbSession,
+    identity: CurrentIdentity,
+    region_code: str | None = Query(None, description="默认本人管辖区划 (default: own region)"),
+    period: Annotated[str | None, Query(max_length=10)] = None,
+    system: str | None = Query(None, description="code@year@version"),
+    latest: bool = Query(False, description="只计每个对象最近一次检查 (latest visits only)"),
+    level: Literal["county", "street", "community"] = "county",
+) -> list[ReceivedSummaryOut]:
+    """Per county (street, community): inspections, sub-items checked, failed sub-items."""
+    rows = received.summarise_received(
+        session,
+        identity,
+        region_code=region_code,
+        period=period,
+        system=system,
+        latest=latest,
+        level=level,
+    )
+    return [ReceivedSummaryOut(**r) for r in rows]
 
 
 # --- layers --------------------------------------------------------------------------

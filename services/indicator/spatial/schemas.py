@@ -170,3 +170,54 @@ class InspectionOut(BaseModel):
     created_at: datetime
     results: list[dict[str, Any]]
     evidence: list[dict[str, Any]]
+
+
+class ReceivedResultOut(BaseModel):
+    indicator_code: str
+    sub_item_code: str
+    outcome: str
+    note: str | None = None
+
+
+class ReceivedInspectionOut(BaseModel):
+    """A read-only copy of an inspection recorded at a node below (its origin)."""
+
+    id: int
+    origin_node: str
+    key: str
+    region_code: str
+    unit_code: str
+    unit_kind: str
+    unit_name: str
+    lon: float | None
+    lat: float | None
+    system: str = Field(description="code@year@version")
+    period: str
+    inspector: str
+    inspected_at: datetime
+    note: str | None
+    results: list[ReceivedResultOut]
+    items: int
+    failed: int
+    evidence_count: int
+    evidence: list[str]
+    latest: bool = Field(
+        description="该对象在此体系与期别下最近的一次检查 (latest visit of the unit)"
+    )
+    received_at: datetime
+
+
+class ReceivedInspectionPage(BaseModel):
+    items: list[ReceivedInspectionOut]
+    next_cursor: int | None = None
+
+
+class ReceivedSummaryOut(BaseModel):
+    """Copies per region: inspections, sub-items checked and failed among them."""
+
+    region_code: str
+    inspections: int
+    items: int
+    failed: int
+    units: int
+    last_inspected_at: datetime | None

@@ -9,6 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query
 
 from services.indicator.sync.catalog import SystemReleasePayload, apply_system_releases
+from services.indicator.sync.inspections import (
+    INSPECTION_ENTITY,
+    InspectionPayload,
+    apply_inspection_changes,
+)
 from services.indicator.sync.outgoing import SYSTEM_ENTITY
 from services.indicator.sync.submissions import (
     REVIEW_ENTITY,
@@ -64,6 +69,12 @@ UP_APPLIERS: dict[str, Applier] = {
         apply=apply_submission_states,
         region_of=lambda payload: str(payload["region_code"]),
         schema=SubmissionPayload,
+        ops=frozenset({"upsert"}),
+    ),
+    INSPECTION_ENTITY: Applier(
+        apply=apply_inspection_changes,
+        region_of=lambda payload: str(payload["region_code"]),
+        schema=InspectionPayload,
         ops=frozenset({"upsert"}),
     ),
 }

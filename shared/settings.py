@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -126,3 +127,11 @@ class NodeSettings(BaseSettings):
             text = self.credential_file.read_text(encoding="utf-8").strip()
             return text or None
         return None
+
+    def store_credential(self, secret: str) -> None:
+        """Keep the credential issued by the parent in the data directory (mode 0600)."""
+        path = self.credential_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(secret + "\n")

@@ -198,7 +198,7 @@ class _Loop:
             return _Failure("上级节点应答不是 JSON (answer is not JSON)", permanent=False)
 
     def _fail(self, kind: str, stream: str, failure: _Failure, *, at_once: bool = False) -> None:
-        with self.db.session() as session:
+        with self.db.session(write=True) as session:
             state = note_failure(
                 session,
                 self.tables,
@@ -215,7 +215,7 @@ class _Loop:
 
     def _due(self, kind: str, stream: str) -> Any | None:
         """The link's cursor if it may be tried now (not dead-lettered, not backing off)."""
-        with self.db.session() as session:
+        with self.db.session(write=True) as session:
             ensure_cursor(session, self.tables, kind, self.link, stream)
             row = cursor(session, self.tables, kind, self.link, stream)
         if row is None or row.state == DEAD_LETTER:
@@ -316,7 +316,7 @@ class SyncPusher(_Loop):
                 at_once=True,
             )
             return 0
-        with self.db.session() as session:
+        with self.db.session(write=True) as session:
             before = cursor(session, self.tables, PUSH, self.link, stream)
             note_success(session, self.tables, PUSH, self.link, stream, acked_seq=ack)
         if before is not None and ack < before.acked_seq:
@@ -385,7 +385,7 @@ class SyncPuller(_Loop):
         """(applied seq, applied count, parent head); a refused answer counts as a failure."""
         try:
             response = parse_pull_response(answer)
-            with self.db.session() as session:
+            with self.db.session(write=True) as session:
                 applied, count = apply_pulled(
                     session,
                     self.tables,

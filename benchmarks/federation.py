@@ -279,6 +279,28 @@ class Bench:
                 raise SystemExit(f"the province did not catch up: acked {acked} of {head}")
             time.sleep(0.2)
 
+    def batch_times(self, code: str, since: datetime) -> list[tuple[int, float]]:
+        """(changes, seconds since the previous batch) of each batch ``code`` received."""
+        db = Database(*self.nodes[code].settings.database_for("indicator"))
+        with db.session() as s:
+            rows = s.execute(
+                text(
+                    "SELECT changes, received_at FROM sync_batches WHERE received_at >= :t "
+                    "ORDER BY received_at"
+                ),
+                {"t": since},
+            ).all()
+        db.dispose()
+        out, prev = [], since
+        for n, at in rows:
+            if isinstance(at, str):
+                at = datetime.fromisoformat(at)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            out.append((int(n), round((at - prev).total_seconds(), 2)))
+            prev = at
+        return out
+
     def trickle(self, system_id: int, count: int, interval: float) -> list[float]:
         sent: dict[tuple[str, str], datetime] = {}
         regions = self.regions
@@ -350,12 +372,16 @@ def main() -> None:
                 base = n / (time.perf_counter() - t0)
 
                 fed_periods = [str(2040 + 10 * rep + k) for k in range(periods_needed)]
+                wall0 = datetime.now(UTC)
                 t0 = time.perf_counter()
                 n = bench.import_rows(COUNTY, ids[COUNTY], fed_periods, args.rows, rep)
                 t1 = time.perf_counter()
                 t2 = bench.wait_province(1800)
                 e2e = n / (t2 - t0)
                 transfer = n / (t2 - t1)
+                for code in (CITY, PROVINCE):
+                    times = bench.batch_times(code, wall0)
+                    log(f"  {code} batches (changes, s since previous): {times}")
                 base_rates.append(base)
                 e2e_rates.append(e2e)
                 transfer_rates.append(transfer)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +37,11 @@ def _sqlite_module() -> Any:
     import pysqlite3.dbapi2 as sqlite
 
     return sqlite
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns through orjson: the same JSON as json.dumps, several times faster."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass
@@ -69,6 +75,8 @@ class Database:
                 # SQLite connection loads SpatiaLite, far too slow to open per request.
                 pool_size=max(self.pool_size, 40),
                 max_overflow=10,
+                json_serializer=_json_text,
+                json_deserializer=orjson.loads,
             )
             spatial = self.spatial
 
@@ -109,6 +117,8 @@ class Database:
             pool_size=self.pool_size,
             max_overflow=20,
             pool_pre_ping=True,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
         )
 
     def ensure_schema(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 __all__ = [
     "RegionLevel",
@@ -52,6 +53,7 @@ def level_of(code: str) -> RegionLevel:
     return RegionLevel.county
 
 
+@lru_cache(maxsize=4096)
 def prefix_of(code: str) -> str:
     """The significant digits of a code: every region below it starts with them."""
     level = level_of(code)
@@ -80,7 +82,7 @@ def contains(scope: str, code: str) -> bool:
     """Whether region ``code`` is ``scope`` itself or lies below it."""
     if not (is_valid_code(scope) and is_valid_code(code)):
         return False
-    return code.startswith(prefix_of(scope))
+    return code.startswith(prefix_of(scope))  # cached: checked for every row of a batch
 
 
 def tier_of(code: str) -> str:

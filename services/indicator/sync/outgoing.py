@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.indicator.sync.tables import SYNC
-from shared.sync import BROADCAST, SyncNode, publish_down
-from shared.sync.node import NODE_INFO
+from shared.sync import BROADCAST, SyncNode, publish_down, record_change
+from shared.sync.node import NODE_INFO, records_upward
 
 __all__ = [
     "SYSTEM_ENTITY",
@@ -34,21 +34,27 @@ def publish_system_release(
     released_by: str,
     released_at: str,
 ) -> int:
-    """Queue a released system for every child (broadcast stream) in the caller's transaction."""
+    """Queue a system released here for every child (broadcast stream) and, on a node with a
+    parent, for the parent too (a local characteristic version: the values entered against it
+    go up and need it there), in the caller's transaction."""
+    key = system_key(document["code"], document["year"], document["version"])
+    payload = {
+        "document": document,
+        "checksum": checksum,
+        "region_code": region_code,
+        "released_by": released_by,
+        "released_at": released_at,
+    }
+    if records_upward(session):
+        record_change(session, SYNC, entity=SYSTEM_ENTITY, key=key, op="release", payload=payload)
     return publish_down(
         session,
         SYNC,
         stream=BROADCAST,
         entity=SYSTEM_ENTITY,
-        key=system_key(document["code"], document["year"], document["version"]),
+        key=key,
         op="release",
-        payload={
-            "document": document,
-            "checksum": checksum,
-            "region_code": region_code,
-            "released_by": released_by,
-            "released_at": released_at,
-        },
+        payload=payload,
     )
 
 

@@ -59,6 +59,13 @@ SERVICE = "indicator"
 
 # Changes children push up.
 UP_APPLIERS: dict[str, Applier] = {
+    # A child's own (local characteristic) system version, before any value against it.
+    SYSTEM_ENTITY: Applier(
+        apply=apply_system_releases,
+        region_of=lambda payload: str(payload["region_code"]),
+        schema=SystemReleasePayload,
+        ops=frozenset({"release"}),
+    ),
     VALUE_ENTITY: Applier(
         apply=apply_value_changes,
         region_of=lambda payload: str(payload["region_code"]),

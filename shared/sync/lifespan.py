@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shared.db import Database
 from shared.settings import NodeSettings
 from shared.sync.links import Backoff
 from shared.sync.node import SyncNode, bind_node, mark_upward, wake_on_commit
+from shared.sync.outbox import UP
 from shared.sync.pusher import SyncPuller, SyncPusher
 from shared.sync.receiver import Appliers, RelayDown
 from shared.sync.tables import SyncTables
 
 __all__ = ["credential_reader", "service_node", "upward_lifespan"]
+
+log = logging.getLogger("checkup.sync")
 
 
 def service_node(settings: NodeSettings, service: str) -> SyncNode:
@@ -46,9 +53,14 @@ def upward_lifespan(
     *,
     down_appliers: Appliers | None = None,
     relay_down: RelayDown | None = None,
+    backfill: Callable[[Session], int] | None = None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Bind the origin node to the service's sessions; with a parent, record own changes and
-    run the pusher (and, given ``down_appliers``, the puller of downward messages)."""
+    run the pusher (and, given ``down_appliers``, the puller of downward messages).
+
+    ``backfill(session)`` records what the node already holds; it runs once, at the first
+    start with a parent before anything was recorded (a node that joined after its data).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +71,8 @@ def upward_lifespan(
             yield
             return
         mark_upward(db.sessionmaker)
+        if backfill is not None:
+            await asyncio.to_thread(_backfill_once, db, tables, node, backfill)
         link: dict[str, Any] = {
             "parent_url": settings.parent_url,
             "credential": credential_reader(settings),
@@ -83,3 +97,18 @@ def upward_lifespan(
             remove_hook()
 
     return lifespan
+
+
+def _backfill_once(
+    db: Database, tables: SyncTables, node: SyncNode, backfill: Callable[[Session], int]
+) -> None:
+    s = tables.streams.c
+    with db.session(write=True) as session:
+        head = session.execute(
+            select(s.last_seq).where((s.direction == UP) & (s.stream == node.node_id))
+        ).first()
+        if head is not None:
+            return
+        recorded = backfill(session)
+    if recorded:
+        log.info("%s: %d existing records queued for the parent", node.service, recorded)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.indicator.sync.tables import SYNC
+from services.indicator.systems.models import IndicatorSystem
 from shared.sync import BROADCAST, SyncNode, publish_down, record_change
 from shared.sync.node import NODE_INFO, records_upward
 
@@ -14,6 +15,8 @@ __all__ = [
     "SYSTEM_ENTITY",
     "bound_node",
     "publish_system_release",
+    "record_system_up",
+    "release_payload",
     "system_key",
 ]
 
@@ -25,28 +28,34 @@ def system_key(code: str, year: int, version: int) -> str:
     return f"{code}@{year}@{version}"
 
 
-def publish_system_release(
-    session: Session,
-    *,
-    document: dict[str, Any],
-    checksum: str,
-    region_code: str,
-    released_by: str,
-    released_at: str,
-) -> int:
-    """Queue a system released here for every child (broadcast stream) and, on a node with a
-    parent, for the parent too (a local characteristic version: the values entered against it
-    go up and need it there), in the caller's transaction."""
-    key = system_key(document["code"], document["year"], document["version"])
-    payload = {
-        "document": document,
-        "checksum": checksum,
-        "region_code": region_code,
-        "released_by": released_by,
-        "released_at": released_at,
+def release_payload(system: IndicatorSystem) -> tuple[str, dict[str, Any]]:
+    """A released system's stable key and what travels: its canonical document and SHA-256."""
+    from services.indicator.systems.service import document_of
+
+    doc = document_of(system, with_status=False)
+    assert system.checksum is not None and system.released_at is not None
+    return system_key(system.code, system.year, system.version), {
+        "document": doc.model_dump(mode="json", exclude={"status"}),
+        "checksum": system.checksum,
+        "region_code": system.region_code,
+        "released_by": system.released_by or "",
+        "released_at": system.released_at.isoformat(),
     }
+
+
+def record_system_up(session: Session, system: IndicatorSystem) -> None:
+    """Queue a system released here for the parent (caller's transaction): a local
+    characteristic version, which the values entered against it need above."""
+    key, payload = release_payload(system)
+    record_change(session, SYNC, entity=SYSTEM_ENTITY, key=key, op="release", payload=payload)
+
+
+def publish_system_release(session: Session, system: IndicatorSystem) -> int:
+    """Queue a system released here for every child (broadcast stream) and, on a node with a
+    parent, for the parent too, in the caller's transaction."""
     if records_upward(session):
-        record_change(session, SYNC, entity=SYSTEM_ENTITY, key=key, op="release", payload=payload)
+        record_system_up(session, system)
+    key, payload = release_payload(system)
     return publish_down(
         session,
         SYNC,

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import String, and_, cast, delete, select
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Session
 
 from services.indicator.sync.outgoing import system_key
@@ -37,6 +38,7 @@ __all__ = [
     "ValuePayload",
     "apply_value_changes",
     "applying_received",
+    "record_all_values",
     "record_value_delete",
     "record_value_writes",
     "system_ids",
@@ -80,12 +82,8 @@ def _sep(*parts: Any) -> Any:
     return out
 
 
-def record_value_writes(session: Session, *, batch_id: int) -> int:
-    """Record every value the write ``batch_id`` created or changed (one INSERT … SELECT)."""
-    # Only a node with a parent records its own writes (nothing else would drain them);
-    # received changes are relayed by the receiver with their own origin.
-    if session.info.get(_APPLYING) or not records_upward(session):
-        return 0
+def _record_values(session: Session, where: Any) -> int:
+    """Record the current state of every value matching ``where`` (one INSERT … SELECT)."""
     v = IndicatorValue.__table__.c
     s = IndicatorSystem.__table__.c
     skey = s.code + "@" + cast(s.year, String) + "@" + cast(s.version, String)
@@ -106,14 +104,31 @@ def record_value_writes(session: Session, *, batch_id: int) -> int:
             ).label("payload"),
         )
         .select_from(IndicatorValue.__table__.join(IndicatorSystem.__table__, s.id == v.system_id))
-        # Derived (formula) values go up as the owner computed them: the parent stores them
-        # as received and derives nothing itself (only the owner changes its records).
-        .where(v.batch_id == batch_id)
+        .where(where)
     )
     first, last = record_changes_from_select(
         session, SYNC, source, entity=VALUE_ENTITY, op="upsert"
     )
     return 0 if first == 0 else last - first + 1
+
+
+def record_value_writes(session: Session, *, batch_id: int) -> int:
+    """Record every value the write ``batch_id`` created or changed (one INSERT … SELECT).
+
+    Derived (formula) values go up as the owner computed them: the parent stores them as
+    received and derives nothing itself (only the owner changes its records).
+    """
+    # Only a node with a parent records its own writes (nothing else would drain them);
+    # received changes are relayed by the receiver with their own origin.
+    if session.info.get(_APPLYING) or not records_upward(session):
+        return 0
+    return _record_values(session, IndicatorValue.__table__.c.batch_id == batch_id)
+
+
+def record_all_values(session: Session, where: Any = None) -> int:
+    """Record every value this node holds, or those matching ``where`` (a node that got its
+    parent after its data)."""
+    return _record_values(session, sa_true() if where is None else where)
 
 
 def record_value_delete(session: Session, value: IndicatorValue, system: IndicatorSystem) -> None:

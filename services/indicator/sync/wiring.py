@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
 
+from services.indicator.sync.backfill import backfill_upward
 from services.indicator.sync.catalog import SystemReleasePayload, apply_system_releases
 from services.indicator.sync.inspections import (
     INSPECTION_ENTITY,
@@ -137,7 +138,12 @@ def sync_routes(settings: NodeSettings) -> APIRouter:
 def sync_lifespan(settings: NodeSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Bind the origin node to the sessions; with a parent, run the pusher and the puller."""
     return upward_lifespan(
-        settings, SERVICE, SYNC, down_appliers=DOWN_APPLIERS, relay_down=relay_down(settings)
+        settings,
+        SERVICE,
+        SYNC,
+        down_appliers=DOWN_APPLIERS,
+        relay_down=relay_down(settings),
+        backfill=backfill_upward,
     )
 
 

@@ -1044,14 +1044,7 @@ def _release(session: Session, system: IndicatorSystem, actor: str, node: str) -
     system.released_at = utcnow()
     _event(session, system.id, "released", actor, node, checksum=system.checksum)
     # Children receive the release by pull (same transaction: no release without it).
-    publish_system_release(
-        session,
-        document=doc.model_dump(mode="json", exclude={"status"}),
-        checksum=system.checksum,
-        region_code=system.region_code,
-        released_by=actor,
-        released_at=system.released_at.isoformat(),
-    )
+    publish_system_release(session, system)
     session.flush()
 
 

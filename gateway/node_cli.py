@@ -1,14 +1,16 @@
-"""Command line of federation: `checkup nodes join|add-child|list|approve|revoke|rotate`,
-`checkup sync status`.
+"""Command line of federation: `checkup nodes join|add-child|list|approve|revoke|reinstate|
+rotate`, `checkup sync status|retry`.
 
 Registry commands work on this node's gateway storage directly (audited like API calls);
-`nodes join` talks to the parent's gateway; `sync status` reads the services' sync tables.
+`nodes join` talks to the parent's gateway; `sync status` reads and `sync retry` revives
+the links in every federated service's own sync tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import json
 import os
 import sys
@@ -16,18 +18,27 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import nodes
 from gateway.cli import _audit, _db, _fail
 from shared.db import Database
 from shared.errors import ProblemError
 from shared.identity import Identity, Role
-from shared.settings import NodeSettings
+from shared.settings import NodeSettings, ServiceName
+from shared.sync import SyncTables
 
-__all__ = ["format_status", "register", "status_of"]
+__all__ = ["FEDERATED", "federated_tables", "format_status", "register", "retry", "status_of"]
 
 Handler = Callable[[NodeSettings, argparse.Namespace], int]
 JOIN_FILE = "node-join.json"
+
+# Services that take part in federation: where their sync tables are defined.
+FEDERATED: dict[ServiceName, str] = {
+    "indicator": "services.indicator.sync.tables",
+    "report": "services.report.sync.tables",
+    "survey": "services.survey.sync.tables",
+}
 
 
 def _cli_identity(settings: NodeSettings) -> Identity:
@@ -110,6 +121,17 @@ def cmd_revoke(settings: NodeSettings, args: argparse.Namespace) -> int:
     )
 
 
+def cmd_reinstate(settings: NodeSettings, args: argparse.Namespace) -> int:
+    """Re-admit a revoked child; prints its new credential (give it to the child once)."""
+    who = _cli_identity(settings)
+
+    def act(session: Any) -> dict[str, Any]:
+        got = nodes.reinstate(session, settings, who, args.node_id)
+        return {"node_id": got.node_id, "key_id": got.key_id, "secret": got.secret}
+
+    return _registry(settings, "nodes reinstate", act)
+
+
 def cmd_rotate(settings: NodeSettings, args: argparse.Namespace) -> int:
     """Issue a new secret for a child (the old one stays valid for the grace period)."""
     who = _cli_identity(settings)
@@ -189,23 +211,59 @@ def cmd_join(settings: NodeSettings, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- status
 
 
+def federated_tables(only: str | None = None) -> dict[ServiceName, SyncTables]:
+    """Sync tables of every federated service installed here (``only``: one of them)."""
+    out: dict[ServiceName, SyncTables] = {}
+    for name, module in FEDERATED.items():
+        if only is not None and name != only:
+            continue
+        try:
+            tables = importlib.import_module(module).SYNC
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+            continue  # this service does not take part in federation in this build
+        out[name] = tables
+    return out
+
+
+def _service_db(settings: NodeSettings, service: ServiceName) -> Database:
+    url, schema = settings.database_for(service)
+    return Database(url, schema=schema)
+
+
 def status_of(settings: NodeSettings) -> dict[str, Any]:
     """Every federated service's links, read from its own storage."""
-    from services.indicator.sync.tables import SYNC
     from shared.sync import sync_status
 
-    url, schema = settings.database_for("indicator")
-    db = Database(url, schema=schema)
-    try:
-        with db.session() as session:
-            links = [link.as_dict() for link in sync_status(session, SYNC)]
-    finally:
-        db.dispose()
-    return {
-        "node": settings.node_id,
-        "parent_url": settings.parent_url,
-        "services": {"indicator": {"links": links}},
-    }
+    services: dict[str, Any] = {}
+    for name, tables in federated_tables().items():
+        db = _service_db(settings, name)
+        try:
+            with db.session() as session:
+                services[name] = {
+                    "links": [link.as_dict() for link in sync_status(session, tables)]
+                }
+        except SQLAlchemyError as exc:
+            services[name] = {"error": f"无法读取同步表 (cannot read the sync tables): {exc}"}
+        finally:
+            db.dispose()
+    return {"node": settings.node_id, "parent_url": settings.parent_url, "services": services}
+
+
+def retry(settings: NodeSettings, only: str | None = None) -> dict[str, int]:
+    """Revive the dead-lettered links of every federated service (or one); how many each."""
+    from shared.sync import revive
+
+    revived: dict[str, int] = {}
+    for name, tables in federated_tables(only).items():
+        db = _service_db(settings, name)
+        try:
+            with db.session(write=True) as session:
+                revived[name] = revive(session, tables)
+        finally:
+            db.dispose()
+    return revived
 
 
 def _age(seconds: Any) -> str:
@@ -230,6 +288,8 @@ def format_status(status: dict[str, Any]) -> str:
     )
     rows = [head]
     for service, doc in status["services"].items():
+        if "error" in doc:
+            rows.append((service, "", "", "", "", "", "", "", str(doc["error"])[:80]))
         for link in doc.get("links", []):
             rows.append(
                 (
@@ -250,6 +310,20 @@ def format_status(status: dict[str, Any]) -> str:
         for r in rows
     ]
     return "\n".join(lines)
+
+
+def cmd_retry(settings: NodeSettings, args: argparse.Namespace) -> int:
+    """Revive dead-lettered links once their cause is fixed; the running pushers and pullers
+    take them up at their next poll."""
+    revived = retry(settings, args.service)
+    db = _db(settings)
+    try:
+        with db.session() as session:
+            _audit(session, settings, "sync retry", settings.region_code, {"revived": revived})
+    finally:
+        db.dispose()
+    print(json.dumps({"node": settings.node_id, "revived": revived}, ensure_ascii=False))
+    return 0
 
 
 def cmd_status(settings: NodeSettings, args: argparse.Namespace) -> int:
@@ -284,6 +358,9 @@ def register(subparsers: Any, settings_for: Callable[[argparse.Namespace], NodeS
     p.add_argument("node_id")
     p.add_argument("--reason", default="")
     bind(p, cmd_revoke)
+    p = sub.add_parser("reinstate", help="恢复已吊销的下级节点 (re-admit a revoked child)")
+    p.add_argument("node_id")
+    bind(p, cmd_reinstate)
     p = sub.add_parser("rotate", help="轮换下级节点凭据 (rotate)")
     p.add_argument("node_id")
     bind(p, cmd_rotate)
@@ -293,3 +370,6 @@ def register(subparsers: Any, settings_for: Callable[[argparse.Namespace], NodeS
     p = sub.add_parser("status", help="各链路同步状态 (status of every link)")
     p.add_argument("--json", action="store_true")
     bind(p, cmd_status)
+    p = sub.add_parser("retry", help="重试死信链路 (revive dead-lettered links)")
+    p.add_argument("--service", choices=sorted(FEDERATED), help="仅此服务 (only this service)")
+    bind(p, cmd_retry)

@@ -39,6 +39,7 @@ __all__ = [
     "get_node",
     "list_nodes",
     "pickup",
+    "reinstate",
     "request_join",
     "revoke",
     "rotate",
@@ -309,6 +310,29 @@ def revoke(
         cred.revoked_by = by.subject
     session.flush()
     return node
+
+
+def reinstate(
+    session: Session, settings: NodeSettings, by: Identity, node_id: str
+) -> IssuedCredential:
+    """Re-admit a revoked child with a new secret (returned once); the revoked ones stay
+    revoked. The revocation and the re-admission remain in the audit log."""
+    _require_admin(by, settings)
+    node = get_node(session, node_id)
+    if node.state != REVOKED:
+        raise Conflict(
+            f"节点 {node_id} 状态为 {node.state}，无需恢复 (only revoked nodes are reinstated)",
+            slug="invalid-state",
+        )
+    _check_child(settings, node.node_id, node.region_code, node.tier)
+    node.state = APPROVED
+    node.decided_by = by.subject
+    node.decided_at = utcnow()
+    node.picked_up_at = node.decided_at
+    node.revoked_by = None
+    node.revoked_at = None
+    node.revoke_reason = None
+    return _issue(session, settings, node, by.subject)
 
 
 def rotate(

@@ -143,6 +143,21 @@ def revoke(
 
 
 @nodes_router.post(
+    "/{node_id}/reinstate",
+    response_model=CredentialOut,
+    summary="恢复已吊销的节点 (re-admit a revoked node)",
+)
+def reinstate(
+    node_id: str, session: DbSession, rt: Runtime, identity: CurrentIdentity
+) -> CredentialOut:
+    """Re-admit a revoked child with a new secret (shown once); its old secrets stay revoked."""
+    got = nodes.reinstate(session, rt.settings, identity, node_id)
+    return CredentialOut(
+        node_id=got.node_id, region_code=got.region_code, key_id=got.key_id, secret=got.secret
+    )
+
+
+@nodes_router.post(
     "/{node_id}/rotate", response_model=CredentialOut, summary="轮换凭据 (rotate the credential)"
 )
 def rotate(
@@ -200,7 +215,9 @@ def _audit_node(request: Request, node_id: str, region: str, detail: dict[str, A
 async def receive_batch(service: str, request: Request, rt: Runtime) -> Response:
     """Authenticate the sending node's credential and MAC, then hand the batch to the service."""
     body = await request.body()
-    batch = parse_batch(body)
+    # The header is enough for the credential and the MAC; the service checks the changes
+    # and the digest over them.
+    batch = parse_batch(body, header_only=True)
     request.state.audit_actor = f"node:{batch.sender}"
     request.state.audit_actor_kind = "node"
     auth = await to_thread.run_sync(_authenticate, rt, batch.sender)
@@ -211,12 +228,11 @@ async def receive_batch(service: str, request: Request, rt: Runtime) -> Response
             content=body,
             headers={"content-type": "application/json"},
         )
-    _audit_node(
-        request,
-        auth.node_id,
-        auth.region_code,
-        {"batch_id": batch.batch_id, "changes": len(batch.changes), "service": service},
-    )
+    detail: dict[str, Any] = {"batch_id": batch.batch_id, "service": service}
+    if upstream.status_code == 200:
+        answer = upstream.json()
+        detail.update({k: answer.get(k) for k in ("applied", "duplicates", "held")})
+    _audit_node(request, auth.node_id, auth.region_code, detail)
     return _relay(upstream)
 
 
@@ -246,18 +262,27 @@ async def pull(service: str, request: Request, rt: Runtime) -> Response:
     )
 
 
-@sync_router.get("/status", summary="同步链路状态 (sync status of every link)")
-async def status(rt: Runtime, identity: CurrentIdentity) -> dict[str, Any]:
-    """Every service's links: pending, oldest pending age, last ack, state, last error."""
+def _require_admin(identity: Identity) -> None:
     if not identity.has(Role.admin):
         raise Forbidden("需要管理员角色 (admin role required)", slug="role-required")
+
+
+async def _each_service(
+    rt: GatewayRuntime, identity: Identity, method: str, path: str, only: str | None = None
+) -> dict[str, Any]:
+    """Ask every federated service of this node (``only`` one of them) at ``path``; a service
+    without the internal sync router (404) is left out, an unreachable one reported."""
+    if only is not None and only not in SERVICE_NAMES:
+        raise NotFound(f"没有此服务 (no such service): {only}", slug="unknown-service")
     services: dict[str, Any] = {}
     for name in SERVICE_NAMES:
+        if only is not None and name != only:
+            continue
         if name not in rt.inprocess and not rt.settings.service_url(name):
             continue
         try:
             async with service_client(rt, name, identity) as client:
-                answer = await client.get(f"{INTERNAL_BASE}/status")
+                answer = await client.request(method, path)
         except httpx.HTTPError as exc:
             services[name] = {"error": f"服务不可达 (unreachable): {exc}"}
             continue
@@ -268,9 +293,34 @@ async def status(rt: Runtime, identity: CurrentIdentity) -> dict[str, Any]:
             if answer.status_code == 200
             else {"error": f"HTTP {answer.status_code}: {answer.text[:200]}"}
         )
+    return services
+
+
+@sync_router.get("/status", summary="同步链路状态 (sync status of every link)")
+async def status(rt: Runtime, identity: CurrentIdentity) -> dict[str, Any]:
+    """Every service's links: pending, oldest pending age, last ack, state, last error."""
+    _require_admin(identity)
+    services = await _each_service(rt, identity, "GET", f"{INTERNAL_BASE}/status")
     return {
         "node": rt.settings.node_id,
         "region_code": rt.settings.region_code,
         "parent_url": rt.settings.parent_url,
         "services": services,
     }
+
+
+@sync_router.post("/retry", summary="重试死信链路 (revive dead-lettered links)")
+async def retry(
+    request: Request,
+    rt: Runtime,
+    identity: CurrentIdentity,
+    service: Annotated[str | None, Query(description="仅此服务 (only this service)")] = None,
+) -> dict[str, Any]:
+    """Put this node's dead-lettered links back to work once the cause is fixed (a new
+    credential, a corrected system): every federated service, or one."""
+    _require_admin(identity)
+    services = await _each_service(rt, identity, "POST", f"{INTERNAL_BASE}/retry", service)
+    request.state.audit_detail = {
+        "revived": {name: doc.get("revived") for name, doc in services.items()}
+    }
+    return {"node": rt.settings.node_id, "services": services}

@@ -27,6 +27,7 @@ from shared.sync.errors import (
 from shared.sync.http import (
     INTERNAL_BASE,
     PUBLIC_BASE,
+    RETRY_PATH,
     STATUS_PATH,
     Authenticate,
     PeerCredential,
@@ -86,6 +87,7 @@ __all__ = [
     "PUBLIC_BASE",
     "PULL_PATH",
     "PUSH_PATH",
+    "RETRY_PATH",
     "STATUS_PATH",
     "AckAhead",
     "Applier",

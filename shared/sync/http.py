@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from shared.db import Database
-from shared.errors import ProblemError
-from shared.identity import get_identity
+from shared.errors import Forbidden, ProblemError
+from shared.identity import Role, get_identity
 from shared.sync.errors import BadSignature, UnknownNode
-from shared.sync.links import RECEIVE, note_failure
+from shared.sync.links import RECEIVE, note_failure, revive
 from shared.sync.node import SyncNode
 from shared.sync.receiver import Appliers, receive_batch, serve_pull
 from shared.sync.status import sync_status
@@ -22,6 +22,7 @@ from shared.sync.wire import parse_batch, parse_pull
 __all__ = [
     "INTERNAL_BASE",
     "PUBLIC_BASE",
+    "RETRY_PATH",
     "STATUS_PATH",
     "Authenticate",
     "PeerCredential",
@@ -32,6 +33,7 @@ __all__ = [
 # What children call at the parent's gateway (PUSH_PATH, PULL_PATH live with the pusher).
 PUBLIC_BASE = "/api/v1/sync/{service}"
 STATUS_PATH = PUBLIC_BASE + "/status"
+RETRY_PATH = PUBLIC_BASE + "/retry"
 # Where a service mounts its router behind the gateway: outside /api/v1/, so the gateway's
 # resource routing leaves it alone and only the gateway's own sync routes forward to it.
 INTERNAL_BASE = "/internal/sync"
@@ -78,7 +80,7 @@ def _app_database(request: Request) -> Database:
 
 def _note_rejection(db: Database, tables: SyncTables, sender: str, exc: ProblemError) -> None:
     # The failed transaction is gone; the rejection is kept in a fresh one for status.
-    with db.session() as session:
+    with db.session(write=True) as session:
         note_failure(
             session, tables, RECEIVE, sender, "", error=f"{exc.slug}: {exc.detail}", permanent=True
         )
@@ -95,7 +97,8 @@ def sync_router(
     status_dependencies: Sequence[Any] = (),
     base_path: str = PUBLIC_BASE,
 ) -> APIRouter:
-    """Endpoints children call (push, pull) and the status of every link of this service.
+    """Endpoints children call (push, pull), the status of every link of this service, and
+    ``POST …/retry`` (this node's admin) to revive its dead-lettered links.
 
     ``base_path``: PUBLIC_BASE where the app faces children itself, INTERNAL_BASE for a
     service behind the gateway.
@@ -123,7 +126,7 @@ def sync_router(
         db = database(request)
         try:
             credential = _credential(request, batch.sender)
-            with db.session() as session:
+            with db.session(write=True) as session:
                 result = receive_batch(
                     session,
                     tables,
@@ -149,7 +152,7 @@ def sync_router(
         """Record the child's ack and return its next downward messages and the stream head."""
         asked = parse_pull(body)
         credential = _credential(request, asked.node)
-        with database(request).session() as session:
+        with database(request).session(write=True) as session:
             response = serve_pull(
                 session,
                 tables,
@@ -174,5 +177,23 @@ def sync_router(
             "service": node.service,
             "links": [link.as_dict() for link in links],
         }
+
+    @router.post(
+        base + "/retry",
+        summary="重试死信链路 (revive dead-lettered links)",
+    )
+    def retry(request: Request) -> dict[str, Any]:
+        """Put this node's dead-lettered links back to work, once their cause is fixed."""
+        identity = get_identity(request)
+        if not identity.has(Role.admin):
+            raise Forbidden("需要管理员角色 (admin role required)", slug="role-required")
+        identity.check_write(node.region, Role.admin)
+        with database(request).session(write=True) as session:
+            revived = revive(session, tables)
+        for loop in ("sync_pusher", "sync_puller"):
+            running = getattr(request.app.state, loop, None)
+            if running is not None:
+                running.wake()  # no need to wait for the next poll
+        return {"node": node.node_id, "service": node.service, "revived": revived}
 
     return router

@@ -24,13 +24,16 @@ from starlette.responses import Response
 
 from checkup.cluster import NodeProcess, free_port
 from checkup.sample_data import sample_values, to_csv
-from gateway import nodes
+from gateway import accounts, nodes
 from shared.db import Database
+from shared.sync import Change, read_stream
 from tests.dbs import Template
-from tests.gateway.conftest import PASSWORD, add_user
+from tests.gateway.conftest import PASSWORD
 
 PROVINCE, CITY, COUNTY_A, COUNTY_B = "360000", "360100", "360121", "360124"
 PERIOD = "2025"
+# Small enough that a few thousand changes take several batches on every link.
+BATCH_SIZE = 200
 
 
 class Node(NodeProcess):
@@ -39,7 +42,21 @@ class Node(NodeProcess):
     headers: dict[str, str]
 
     def login_admin(self) -> None:
-        add_user(self.settings, "admin", ("admin", "reviewer", "data_entry"))
+        db = self.database("gateway")
+        try:
+            # The running node writes to the same storage (audit): take the write lock up
+            # front, or SQLite refuses a read-then-write transaction ("database is locked").
+            with db.session(write=True) as session:
+                accounts.create_user(
+                    session,
+                    "admin",
+                    PASSWORD,
+                    ["admin", "reviewer", "data_entry"],
+                    self.region_code,
+                    settings=self.settings,
+                )
+        finally:
+            db.dispose()
         with httpx.Client(base_url=self.url, timeout=30.0) as c:
             r = c.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
             assert r.status_code == 200, r.text
@@ -136,7 +153,7 @@ def process_tiers(template: Template, tmp_path: Path) -> Iterator[ProcessTiers]:
             sync_poll_interval_s=0.2,
             sync_dead_letter_after=3,
             sync_backoff_cap_s=1.0,
-            sync_batch_size=500,
+            sync_batch_size=BATCH_SIZE,
             rate_limit_per_minute=1_000_000,
             rate_limit_burst=100_000,
         )
@@ -283,13 +300,79 @@ def assert_reconciled(tiers: ProcessTiers, timeout: float = 120.0) -> dict[str, 
     return got
 
 
-def push_links(node: Node) -> list[dict[str, Any]]:
+def links(node: Node, kind: str | None = None) -> list[dict[str, Any]]:
+    """The indicator service's links at ``node`` (``kind``: push, receive, pull, serve)."""
     with node.api() as c:
         r = c.get("/api/v1/sync/status")
         assert r.status_code == 200, r.text
-        return [
-            link for link in r.json()["services"]["indicator"]["links"] if link["kind"] == "push"
-        ]
+        found: list[dict[str, Any]] = r.json()["services"]["indicator"]["links"]
+        return [link for link in found if kind is None or link["kind"] == kind]
+
+
+def push_links(node: Node) -> list[dict[str, Any]]:
+    return links(node, "push")
+
+
+def link_of(node: Node, kind: str, stream: str) -> dict[str, Any]:
+    found = [link for link in links(node, kind) if link["stream"] == stream]
+    assert len(found) == 1, f"{kind} link {stream} at {node.node_id}: {found}"
+    return found[0]
+
+
+def values_at(
+    node: Node, tiers: ProcessTiers, region: str, indicator_code: str | None = None
+) -> list[dict[str, Any]]:
+    """The values of exactly ``region`` at ``node`` (GET /api/v1/values, every page)."""
+    params: dict[str, Any] = {
+        "system_id": tiers.system[node.region_code]["id"],
+        "period": PERIOD,
+        "region_code": region,
+        "exact_region": "true",
+        "limit": 1000,
+    }
+    if indicator_code:
+        params["indicator_code"] = indicator_code
+    items: list[dict[str, Any]] = []
+    with node.api() as c:
+        while True:
+            r = c.get("/api/v1/values", params=params)
+            assert r.status_code == 200, r.text
+            items += r.json()["items"]
+            if not r.json()["next_cursor"]:
+                return items
+            params["cursor"] = r.json()["next_cursor"]
+
+
+def outbox(node: Node, origin: str | None = None, after: int = 0) -> list[Change]:
+    """The indicator changes of an origin stream recorded at ``node`` after ``after``."""
+    db = node.database("indicator")
+    try:
+        with db.session() as session:
+            return read_stream(
+                session, _indicator_sync(), "up", origin or node.node_id, after, 100_000
+            )
+    finally:
+        db.dispose()
+
+
+def _indicator_sync() -> Any:
+    from services.indicator.sync.tables import SYNC
+
+    return SYNC
+
+
+def audit(node: Node, **params: Any) -> list[dict[str, Any]]:
+    """Audit rows at ``node`` matching the filters, newest first (every page)."""
+    query: dict[str, Any] = {"limit": 1000, **params}
+    rows: list[dict[str, Any]] = []
+    with node.api() as c:
+        while True:
+            r = c.get("/api/v1/audit", params=query)
+            assert r.status_code == 200, r.text
+            rows += r.json()["items"]
+            if not r.json()["next_cursor"]:
+                return rows
+            query["cursor"] = r.json()["next_cursor"]
 
 
 # ----------------------------------------------------------------------------- fault proxy
@@ -380,8 +463,11 @@ class FaultProxy:
             self._thread.join(10)
 
 
-def restart_via(node: Node, parent_url: str) -> None:
-    """Restart ``node`` with another parent URL (e.g. a proxy in front of the real one)."""
-    node.stop()
-    node.settings = node.settings.model_copy(update={"parent_url": parent_url})
-    node.start()
+def restart_via(node: Node, parent_url: str, *more: tuple[Node, str]) -> None:
+    """Restart ``node`` with another parent URL (e.g. a proxy in front of the real one);
+    ``more``: further (node, parent URL) pairs, restarted at the same time."""
+    moves = [(node, parent_url), *more]
+    for n, url in moves:
+        n.stop()
+        n.settings = n.settings.model_copy(update={"parent_url": url})
+    _start_all([n for n, _ in moves])

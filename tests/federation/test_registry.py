@@ -129,5 +129,35 @@ def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
 
     listed = admin.get("/api/v1/nodes").json()
     assert [(n["node_id"], n["state"]) for n in listed] == [("node-360100", "revoked")]
+
+    # Re-admitted by the admin: a new secret works, the revoked ones stay dead.
+    assert anon.post("/api/v1/nodes/node-360100/reinstate").status_code == 401
+    r = admin.post("/api/v1/nodes/node-360100/reinstate")
+    assert r.status_code == 200, r.text
+    third = r.json()["secret"]
+    assert third not in (first, second)
+    listed = admin.get("/api/v1/nodes").json()
+    assert [(n["node_id"], n["state"], n["revoke_reason"]) for n in listed] == [
+        ("node-360100", "approved", None)
+    ]
+    r = anon.post("/api/v1/sync/indicator/batches", content=again.encode())
+    assert r.status_code == 401 and "sync-bad-signature" in r.json()["type"], r.text
+    fresh = build_batch(
+        sender="node-360100",
+        service="indicator",
+        origins={"node-360100": "360100"},
+        changes=ok.changes,
+        secret=third,
+    )
+    r = anon.post("/api/v1/sync/indicator/batches", content=fresh.encode())
+    assert r.status_code == 422 and "sync-malformed" in r.json()["type"], r.text
+    r = admin.post("/api/v1/nodes/node-360100/reinstate")
+    assert r.status_code == 409 and r.json()["type"].endswith("invalid-state")
+    # Both the revocation and the re-admission are in the audit log.
+    paths = [
+        e["path"] for e in admin.get("/api/v1/audit", params={"actor": "admin"}).json()["items"]
+    ]
+    assert "/api/v1/nodes/node-360100/reinstate" in paths
+    assert "/api/v1/nodes/node-360100/revoke" in paths
     anon.close()
     admin.close()

@@ -11,12 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from shared.dbtypes import utcnow
+from shared.errors import install_error_handlers
+from shared.identity import Identity, IdentityMiddleware, sign_identity
 from shared.sync import (
     DEAD_LETTER,
     PULL_PATH,
+    RETRY_PATH,
     STATUS_PATH,
     Backoff,
     LinkStatus,
@@ -25,10 +30,11 @@ from shared.sync import (
     build_pull,
     prune,
     revive,
+    sync_router,
     sync_status,
     wake_on_commit,
 )
-from shared.sync.links import cursor
+from shared.sync.links import cursor, note_failure
 from tests.sync.tiny import SERVICE, LiveServer, Registry, TinyNode, parent_app
 
 COUNTY_SECRET = "county-secret-0123456789abcdef0123"
@@ -236,6 +242,65 @@ def test_a_revoked_credential_dead_letters_the_link_and_drops_nothing(
     assert asyncio.run(resume()) == 10
     assert city.snapshot() == county.snapshot()
     assert status(county, "push", "node-360121").state == "active"
+
+
+def test_the_retry_endpoint_revives_dead_links_for_this_nodes_admin_only(
+    county: TinyNode,
+) -> None:
+    secret = "internal-secret-for-the-retry-test-0123"
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(
+        sync_router(
+            node=county.node,
+            tables=county.tables,
+            appliers=county.appliers,
+            authenticate=Registry().authenticate,
+            relay=False,
+            database=lambda request: county.db,
+        )
+    )
+    woken: list[str] = []
+    app.state.sync_pusher = type("Stub", (), {"wake": lambda self: woken.append("push")})()
+    county.enter(values("360121", 2))
+    with county.db.session() as session:
+        for stream, kind in (("node-360121", "push"), ("*", "pull")):
+            note_failure(
+                session,
+                county.tables,
+                kind,
+                "parent",
+                stream,
+                error="HTTP 401 sync-credential-revoked: 设备丢失",
+                permanent=True,
+                dead_letter_after=0,
+            )
+    path = RETRY_PATH.format(service=SERVICE)
+
+    def as_(region: str, *roles: str) -> dict[str, str]:
+        who = Identity(subject="op", kind="user", roles=frozenset(roles), region=region)
+        return {"x-checkup-identity": sign_identity(who, secret)}
+
+    with TestClient(IdentityMiddleware(app, secret)) as client:
+        assert client.post(path).status_code == 401
+        r = client.post(path, headers=as_("360121", "data_entry", "reviewer"))
+        assert r.status_code == 403 and r.json()["type"].endswith("role-required")
+        # Another county's admin is not this node's.
+        r = client.post(path, headers=as_("360124", "admin"))
+        assert r.status_code == 403 and r.json()["type"].endswith("out-of-scope")
+        assert status(county, "push", "node-360121").state == DEAD_LETTER
+        assert woken == []
+
+        r = client.post(path, headers=as_("360121", "admin"))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"node": "node-360121", "service": SERVICE, "revived": 2}
+        assert woken == ["push"]
+        link = status(county, "push", "node-360121")
+        assert (link.state, link.attempts, link.pending) == ("active", 0, 2)
+        assert link.last_error is not None  # the reason stays visible until a success
+        # Nothing dead any more: a second retry revives nothing.
+        r = client.post(path, headers=as_("360121", "admin"))
+        assert r.json()["revived"] == 0
 
 
 def test_three_tiers_over_http_province_holds_exactly_the_union(

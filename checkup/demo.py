@@ -424,7 +424,16 @@ def _flow(province: DemoNode, city: DemoNode, counties: list[DemoNode]) -> None:
     )
     _print_summary(summary)
 
-    # 7. Every link is caught up.
+    # 7. Every link is caught up (the counties' last state changes are still travelling).
+    def idle() -> bool:
+        for node in (city, *counties):
+            status = node.call("admin", "GET", "/api/v1/sync/status", "读取同步状态")
+            for body in status["services"].values():
+                if any(link["pending"] for link in body.get("links", [])):
+                    return False
+        return True
+
+    _wait(idle, "同步链路清空")
     _say("")
     _say("== 同步链路状态（checkup sync status 的 JSON 形式：GET /api/v1/sync/status）：")
     for node in (city, *counties):

@@ -291,7 +291,9 @@ class SyncPusher(_Loop):
             changes=changes,
             secret=self.secret(),
         )
-        return _Prepared(stream, batch, batch.encode(), int(head))
+        # Under READ COMMITTED the rows may include changes committed after the head was
+        # read (a relay appending meanwhile): the head is at least the last row sent.
+        return _Prepared(stream, batch, batch.encode(), max(int(head), changes[-1].seq))
 
     def _settle(self, prepared: _Prepared, answer: Any) -> int:
         stream = prepared.stream

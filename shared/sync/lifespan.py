@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.db import Database
+from shared.identity import require_roles
 from shared.settings import NodeSettings
+from shared.sync.http import INTERNAL_BASE, from_gateway_identity, sync_router
 from shared.sync.links import Backoff
 from shared.sync.node import SyncNode, bind_node, mark_upward, wake_on_commit
 from shared.sync.outbox import UP
@@ -21,7 +23,7 @@ from shared.sync.pusher import SyncPuller, SyncPusher
 from shared.sync.receiver import Appliers, RelayDown
 from shared.sync.tables import SyncTables
 
-__all__ = ["credential_reader", "service_node", "upward_lifespan"]
+__all__ = ["credential_reader", "service_node", "service_sync_router", "upward_lifespan"]
 
 log = logging.getLogger("checkup.sync")
 
@@ -29,6 +31,22 @@ log = logging.getLogger("checkup.sync")
 def service_node(settings: NodeSettings, service: str) -> SyncNode:
     """This node as one service's origin stream."""
     return SyncNode(settings.node_id, settings.region_code, service)
+
+
+def service_sync_router(
+    settings: NodeSettings, service: str, tables: SyncTables, appliers: Appliers
+) -> APIRouter:
+    """A service's internal sync router behind the gateway: batches from children (relayed
+    up unless this is the top tier), pulls, status and retry for the node's admins."""
+    return sync_router(
+        node=service_node(settings, service),
+        tables=tables,
+        appliers=appliers,
+        authenticate=from_gateway_identity,
+        relay=settings.tier != "province",
+        base_path=INTERNAL_BASE,
+        status_dependencies=[require_roles("admin", "node")],
+    )
 
 
 def credential_reader(settings: NodeSettings) -> Callable[[], str]:

@@ -33,18 +33,15 @@ from services.indicator.sync.values import (
     values_checksum,
 )
 from shared.db import DbSession
-from shared.identity import CurrentIdentity, require_roles
+from shared.identity import CurrentIdentity
 from shared.settings import NodeSettings
 from shared.sync import (
     BROADCAST,
-    INTERNAL_BASE,
     Applier,
     Change,
     SyncNode,
-    from_gateway_identity,
-    sync_router,
 )
-from shared.sync.lifespan import service_node, upward_lifespan
+from shared.sync.lifespan import service_node, service_sync_router, upward_lifespan
 
 __all__ = [
     "DOWN_APPLIERS",
@@ -124,15 +121,7 @@ def relay_down(settings: NodeSettings) -> Callable[[Change], str | None]:
 
 def sync_routes(settings: NodeSettings) -> APIRouter:
     """The internal sync router (batches, pulls, status) behind the gateway."""
-    return sync_router(
-        node=sync_node(settings),
-        tables=SYNC,
-        appliers=UP_APPLIERS,
-        authenticate=from_gateway_identity,
-        relay=settings.tier != "province",
-        base_path=INTERNAL_BASE,
-        status_dependencies=[require_roles("admin", "node")],
-    )
+    return service_sync_router(settings, SERVICE, SYNC, UP_APPLIERS)
 
 
 def sync_lifespan(settings: NodeSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

@@ -10,16 +10,12 @@ from fastapi import APIRouter, FastAPI
 from services.report.sync.copies import CopyPayload, apply_copies
 from services.report.sync.recording import ENTITIES
 from services.report.sync.tables import SYNC
-from shared.identity import require_roles
 from shared.settings import NodeSettings
 from shared.sync import (
-    INTERNAL_BASE,
     Applier,
     SyncNode,
-    from_gateway_identity,
-    sync_router,
 )
-from shared.sync.lifespan import service_node, upward_lifespan
+from shared.sync.lifespan import service_node, service_sync_router, upward_lifespan
 
 __all__ = ["UP_APPLIERS", "sync_lifespan", "sync_node", "sync_routes"]
 
@@ -44,15 +40,7 @@ def sync_node(settings: NodeSettings) -> SyncNode:
 
 def sync_routes(settings: NodeSettings) -> APIRouter:
     """The internal sync router (batches, status) behind the gateway."""
-    return sync_router(
-        node=sync_node(settings),
-        tables=SYNC,
-        appliers=UP_APPLIERS,
-        authenticate=from_gateway_identity,
-        relay=settings.tier != "province",
-        base_path=INTERNAL_BASE,
-        status_dependencies=[require_roles("admin", "node")],
-    )
+    return service_sync_router(settings, SERVICE, SYNC, UP_APPLIERS)
 
 
 def sync_lifespan(settings: NodeSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Boolean, bindparam, text, update
 from sqlalchemy.orm import Session
 
-from services.indicator.values.dialect import BulkDialect, OutlierStat
+from services.indicator.values.dialect import HISTORY_PAIRS, BulkDialect, OutlierStat
 from services.indicator.values.models import SOURCES, IndicatorValue
 from shared.dbtypes import UtcDateTime
 
@@ -51,7 +51,7 @@ APPLY = "values_apply"
 TARGETS = "values_targets"
 RECHECK = "values_recheck"
 PAGE = "values_err_page"
-TEMP_TABLES = (STAGE, BAD, ERR, PAGE, APPLY, TARGETS, RECHECK)
+TEMP_TABLES = (STAGE, BAD, ERR, PAGE, APPLY, TARGETS, RECHECK, HISTORY_PAIRS)
 
 # rn: data row number as the user counts it (from 1); line: where it is in the file.
 # Text fields use '' for "absent": binding None costs pysqlite ten times more per field.

@@ -20,6 +20,7 @@ __all__ = ["BulkDialect", "OutlierStat", "PostgresBulk", "SqliteBulk", "bulk_dia
 
 # Joins a target value to the same indicator × region × source in earlier periods
 # of the same granularity ("2024" before "2025", "2025-Q1" before "2025-Q2").
+HISTORY_PAIRS = "values_history_pairs"
 _HISTORY_JOIN = """
     FROM values_targets t
     CROSS JOIN indicator_values h
@@ -202,20 +203,27 @@ class PostgresBulk(BulkDialect):
     def outlier_stats(
         self, session: Session, min_history: int, threshold: float
     ) -> list[OutlierStat]:
+        # The history pairs as a table with statistics: as a CTE the planner guesses one
+        # row and joins it to itself in a nested loop, quadratic in the rows written.
+        self.create_temp_as(
+            session,
+            HISTORY_PAIRS,
+            f"SELECT t.value_id, t.value AS x, h.value AS hv {_HISTORY_JOIN}",
+            {},
+        )
         rows = session.execute(
             text(
                 f"""
-                WITH h AS (SELECT t.value_id, t.value AS x, h.value AS hv {_HISTORY_JOIN}),
-                m AS (
+                WITH m AS (
                     SELECT value_id, min(x) AS x, count(*) AS n,
                            percentile_cont(0.5) WITHIN GROUP (ORDER BY hv) AS med
-                    FROM h GROUP BY value_id HAVING count(*) >= :min_history
+                    FROM {HISTORY_PAIRS} GROUP BY value_id HAVING count(*) >= :min_history
                 ),
                 d AS (
                     SELECT m.value_id, m.x, m.n, m.med,
                            percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(h.hv - m.med)) AS mad,
                            avg(abs(h.hv - m.med)) AS meanad
-                    FROM m JOIN h ON h.value_id = m.value_id
+                    FROM m JOIN {HISTORY_PAIRS} h ON h.value_id = m.value_id
                     GROUP BY m.value_id, m.x, m.n, m.med
                 )
                 SELECT value_id, x, n, med, mad, meanad FROM d

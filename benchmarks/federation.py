@@ -118,9 +118,7 @@ class Bench:
                         by="bench",
                     ).secret
                 pdb.dispose()
-                cred = self.nodes[code].settings.credential_file
-                cred.parent.mkdir(parents=True, exist_ok=True)
-                cred.write_text(secret + "\n", encoding="utf-8")
+                self.nodes[code].settings.store_credential(secret)
         for node in self.nodes.values():
             node.start()
         for code, node in self.nodes.items():

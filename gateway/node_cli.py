@@ -12,7 +12,6 @@ import argparse
 import getpass
 import importlib
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -157,14 +156,6 @@ def cmd_list(settings: NodeSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_credential(settings: NodeSettings, secret: str) -> None:
-    path = settings.credential_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secret + "\n")
-
-
 def cmd_join(settings: NodeSettings, args: argparse.Namespace) -> int:
     """Ask the parent to join (first run), or pick the credential up once it is approved."""
     parent = (args.parent or settings.parent_url or "").rstrip("/")
@@ -202,7 +193,7 @@ def cmd_join(settings: NodeSettings, args: argparse.Namespace) -> int:
     if "secret" not in got:
         print(f"尚未批准 (not approved yet): {got['state']}")
         return 3
-    _store_credential(settings, got["secret"])
+    settings.store_credential(got["secret"])
     state_file.unlink()
     print(f"凭据已保存到 (credential stored in) {settings.credential_file}")
     return 0

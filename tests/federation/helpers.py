@@ -14,11 +14,6 @@ def gateway_db(node: LiveNode) -> Database:
     return Database(url, schema=schema)
 
 
-def write_credential(node: LiveNode, secret: str) -> None:
-    node.settings.credential_file.parent.mkdir(parents=True, exist_ok=True)
-    node.settings.credential_file.write_text(secret + "\n", encoding="utf-8")
-
-
 def add_child(parent: LiveNode, child: LiveNode) -> str:
     """Register ``child`` at ``parent`` directly (as `checkup nodes add-child` does)."""
     db = gateway_db(parent)
@@ -61,10 +56,10 @@ def start_three_tiers(tiers: Tiers) -> None:
     """Province up; the city registered there; the county joined at the city; all running."""
     tiers.province.start()
     tiers.province.login_admin()
-    write_credential(tiers.city, add_child(tiers.province, tiers.city))
+    tiers.city.settings.store_credential(add_child(tiers.province, tiers.city))
     tiers.city.start()
     tiers.city.login_admin()
-    write_credential(tiers.county, join_through_http(tiers.city, tiers.county))
+    tiers.county.settings.store_credential(join_through_http(tiers.city, tiers.county))
     tiers.county.start()
     tiers.county.login_admin()
 

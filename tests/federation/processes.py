@@ -85,11 +85,6 @@ class Node(NodeProcess):
             db.dispose()
 
 
-def store_credential(node: NodeProcess, secret: str) -> None:
-    node.settings.credential_file.parent.mkdir(parents=True, exist_ok=True)
-    node.settings.credential_file.write_text(secret + "\n", encoding="utf-8")
-
-
 @dataclass
 class ProcessTiers:
     province: Node
@@ -163,7 +158,7 @@ def process_tiers(template: Template, tmp_path: Path) -> Iterator[ProcessTiers]:
     try:
         for code, parent in parents.items():
             if parent:
-                store_credential(made[code], made[parent].register(made[code]))
+                made[code].settings.store_credential(made[parent].register(made[code]))
         _start_all(tiers.all)
         for n in tiers.all:
             n.login_admin()

@@ -11,7 +11,6 @@ from tests.federation.helpers import (
     add_child,
     checksum,
     system_of,
-    write_credential,
 )
 
 COUNTY = "360121"
@@ -20,7 +19,7 @@ COUNTY = "360121"
 def test_data_entered_before_joining_goes_up_once(tiers: Tiers) -> None:
     tiers.province.start()
     tiers.province.login_admin()
-    write_credential(tiers.city, add_child(tiers.province, tiers.city))
+    tiers.city.settings.store_credential(add_child(tiers.province, tiers.city))
     tiers.city.start()
     tiers.city.login_admin()
     parent_url = tiers.county.settings.parent_url
@@ -62,7 +61,7 @@ def test_data_entered_before_joining_goes_up_once(tiers: Tiers) -> None:
         db.dispose()
 
     # It joins the city and starts again with its parent.
-    write_credential(tiers.county, add_child(tiers.city, tiers.county))
+    tiers.county.settings.store_credential(add_child(tiers.city, tiers.county))
     tiers.county.settings = tiers.county.settings.model_copy(update={"parent_url": parent_url})
     tiers.county.start()
     key = system_of(tiers.county, code)["key"]  # type: ignore[index]

@@ -31,7 +31,6 @@ from tests.federation.processes import (
     outbox,
     push_links,
     restart_via,
-    store_credential,
     streets,
     submit_and_approve,
     values_at,
@@ -211,7 +210,7 @@ def test_corrupted_batches_refused_whole_and_a_revoked_county_readmitted(
         listed = {n["node_id"]: n for n in c.get("/api/v1/nodes").json()}
         assert listed["node-360124"]["state"] == "approved"
         assert c.post("/api/v1/nodes/node-360124/reinstate").status_code == 409
-    store_credential(b, new_secret)
+    b.settings.store_credential(new_secret)
 
     pending = outbox(b)
     assert len(pending) == dead["head_seq"]

@@ -40,7 +40,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checkup.cluster import NodeProcess
+from checkup.cluster import NodeProcess, free_port
 from checkup.node import run_migrations
 from gateway import nodes
 from gateway.accounts import create_user
@@ -69,8 +69,6 @@ class Bench:
         self.rows_per_period = 0
         parents = {PROVINCE: None, CITY: PROVINCE, COUNTY: CITY}
         ports: dict[str, int] = {}
-        from checkup.cluster import free_port
-
         for code in parents:
             ports[code] = free_port()
         for code, parent in parents.items():

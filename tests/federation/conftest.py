@@ -18,12 +18,12 @@ import httpx
 import pytest
 import uvicorn
 
+from checkup.cluster import free_port
 from checkup.node import build_all_in_one
 from shared.db import Database
 from shared.settings import NodeSettings
 from tests.dbs import Template
 from tests.gateway.conftest import PASSWORD, add_user
-from tests.sync.tiny import free_port
 
 
 class LiveNode:

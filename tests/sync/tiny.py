@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from checkup.cluster import free_port
 from shared.db import NAMING_CONVENTION, Database
 from shared.errors import install_error_handlers
 from shared.regions import parent_of, prefix_of
@@ -334,12 +334,6 @@ def parent_app(node: TinyNode, registry: Registry, *, relay: bool) -> FastAPI:
         )
     )
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveServer:

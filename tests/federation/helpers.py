@@ -104,7 +104,7 @@ def system_of(node: LiveNode, code: str) -> dict[str, Any] | None:
 def release_starter_at_province(tiers: Tiers) -> dict[str, Any]:
     """Release the starter system at the province and wait for it at the county."""
     from services.indicator.systems.service import load_starter_system
-    from tests.federation.conftest import wait_for
+    from tests.federation.waiting import wait_for
 
     db = tiers.province.indicator_db()
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from gateway import accounts, nodes
 from shared.db import Database
 from shared.sync import Change, read_stream
 from tests.dbs import Template
+from tests.federation import waiting
 from tests.gateway.conftest import PASSWORD
 
 PROVINCE, CITY, COUNTY_A, COUNTY_B = "360000", "360100", "360121", "360124"
@@ -98,14 +98,8 @@ class ProcessTiers:
 
 
 def wait_for(check: Any, timeout: float = 60.0, what: str = "", every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}")
-        time.sleep(every)
+    """``waiting.wait_for`` with the slower pace of node processes."""
+    return waiting.wait_for(check, timeout, what, every)
 
 
 def _start_all(nodes_: list[Node]) -> None:

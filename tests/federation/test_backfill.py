@@ -6,12 +6,13 @@ from __future__ import annotations
 from checkup.sample_data import sample_values, to_csv
 from services.indicator.sync.tables import SYNC
 from shared.sync import read_stream
-from tests.federation.conftest import Tiers, wait_for
+from tests.federation.conftest import Tiers
 from tests.federation.helpers import (
     add_child,
     checksum,
     system_of,
 )
+from tests.federation.waiting import wait_for
 
 COUNTY = "360121"
 

@@ -7,8 +7,9 @@ from sqlalchemy import select
 from gateway.node_cli import format_status, status_of
 from services.indicator.systems.models import IndicatorSystem
 from services.indicator.systems.service import load_starter_system
-from tests.federation.conftest import LiveNode, Tiers, wait_for
+from tests.federation.conftest import LiveNode, Tiers
 from tests.federation.helpers import links, start_three_tiers
+from tests.federation.waiting import wait_for
 
 
 def _systems(node: LiveNode) -> dict[str, tuple[int, str | None, str, str]]:

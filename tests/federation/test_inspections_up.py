@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tests.federation.conftest import LiveNode, Tiers, wait_for
+from tests.federation.conftest import LiveNode, Tiers
 from tests.federation.helpers import release_starter_at_province, start_three_tiers
+from tests.federation.waiting import wait_for
 from tests.spatial.conftest import COMMUNITY, CSV, csv_bytes, seed_objects
 
 COUNTY_NODE = "node-360121"

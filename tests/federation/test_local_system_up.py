@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from checkup.sample_data import sample_values, to_csv
-from tests.federation.conftest import LiveNode, Tiers, wait_for
+from tests.federation.conftest import LiveNode, Tiers
 from tests.federation.helpers import checksum, release_starter_at_province, start_three_tiers
+from tests.federation.waiting import wait_for
 
 COUNTY = "360121"
 

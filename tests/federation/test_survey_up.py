@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
-from tests.federation.conftest import LiveNode, Tiers, wait_for
+from tests.federation.conftest import LiveNode, Tiers
 from tests.federation.helpers import release_starter_at_province, start_three_tiers
+from tests.federation.waiting import wait_for
 from tests.survey.helpers import make_campaign, population_rows, small_definition
 
 COUNTY = "360121"

@@ -7,13 +7,14 @@ from sqlalchemy import select
 from checkup.sample_data import sample_values, to_csv
 from services.indicator.values.models import IndicatorValue
 from shared.sync import build_batch, read_stream
-from tests.federation.conftest import LiveNode, Tiers, wait_for
+from tests.federation.conftest import LiveNode, Tiers
 from tests.federation.helpers import (
     checksum,
     links,
     release_starter_at_province,
     start_three_tiers,
 )
+from tests.federation.waiting import wait_for
 
 COUNTY = "360121"
 

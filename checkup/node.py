@@ -19,6 +19,7 @@ __all__ = [
     "app_from_env",
     "build_all_in_one",
     "build_service",
+    "package_dirs",
     "run_migrations",
     "serve",
 ]
@@ -40,7 +41,7 @@ def _factories() -> dict[str, Callable[[NodeSettings], FastAPI]]:
     }
 
 
-def _package_dirs() -> dict[str, tuple[Path, bool]]:
+def package_dirs() -> dict[str, tuple[Path, bool]]:
     """Service name → (package dir holding its migrations, spatial storage)."""
     from gateway.app import PACKAGE_DIR as gateway_dir
     from services.indicator.app import PACKAGE_DIR as indicator_dir
@@ -59,7 +60,7 @@ def run_migrations(
     settings: NodeSettings, services: tuple[ServiceName, ...] = MIGRATION_ORDER
 ) -> None:
     """Upgrade the storage of every service of the node (gateway included) to head."""
-    dirs = _package_dirs()
+    dirs = package_dirs()
     for name in services:
         package_dir, spatial = dirs[name]
         url, schema = settings.database_for(name)

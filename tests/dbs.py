@@ -9,36 +9,10 @@ from pathlib import Path
 
 import psycopg
 
-from shared.db import Database
-from shared.migrate import upgrade
+from checkup.node import run_migrations
 from shared.settings import NodeSettings
 
 PG_ADMIN_URL = os.environ.get("CHECKUP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def service_dirs() -> dict[str, tuple[Path, bool]]:
-    """Service name → (package dir with migrations, spatial)."""
-    from gateway.app import PACKAGE_DIR as gateway_dir
-    from services.indicator.app import PACKAGE_DIR as indicator_dir
-    from services.report.app import PACKAGE_DIR as report_dir
-    from services.survey.app import PACKAGE_DIR as survey_dir
-
-    return {
-        "indicator": (indicator_dir, True),
-        "survey": (survey_dir, False),
-        "report": (report_dir, False),
-        "gateway": (gateway_dir, False),
-    }
-
-
-def migrate_node(settings: NodeSettings) -> None:
-    for name, (pkg, spatial) in service_dirs().items():
-        url, schema = settings.database_for(name)  # type: ignore[arg-type]
-        db = Database(url, schema=schema, spatial=spatial)
-        try:
-            upgrade(pkg, db)
-        finally:
-            db.dispose()
 
 
 def pg_available() -> bool:
@@ -74,7 +48,7 @@ class Template:
             )
         else:
             settings = NodeSettings(environment="test", data_dir=root / "tpl")
-        migrate_node(settings)
+        run_migrations(settings)
 
     def clone(self, dest: Path, **overrides: object) -> tuple[NodeSettings, object]:
         """Settings of a fresh node cloned from the template, and a cleanup callable."""

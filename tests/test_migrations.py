@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from checkup.node import package_dirs
 from shared.db import Database
 from shared.migrate import current_revision, downgrade, head_revision, upgrade
 from shared.settings import NodeSettings
-from tests.dbs import _pg_exec, pg_available, pg_url, service_dirs
+from tests.dbs import _pg_exec, pg_available, pg_url
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def empty_settings(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize("service", ["indicator", "survey", "report", "gateway"])
 def test_upgrade_downgrade_upgrade(empty_settings: NodeSettings, service: str) -> None:
-    pkg, spatial = service_dirs()[service]
+    pkg, spatial = package_dirs()[service]
     url, schema = empty_settings.database_for(service)  # type: ignore[arg-type]
     db = Database(url, schema=schema, spatial=spatial)
     try:

@@ -11,7 +11,7 @@ from services.indicator.approval.models import Submission
 from services.indicator.sync.outgoing import record_system_up
 from services.indicator.sync.submissions import record_submission
 from services.indicator.sync.tables import SYNC
-from services.indicator.sync.values import record_all_values
+from services.indicator.sync.values import record_values
 from services.indicator.systems.models import IndicatorSystem
 from services.indicator.values.models import IndicatorValue
 from shared.regions import prefix_of
@@ -41,6 +41,8 @@ def backfill_upward(session: Session) -> int:
     ]
 
     def owned(column: Any) -> Any:
+        if not children:
+            return true()
         return not_(or_(*(column.startswith(p, autoescape=True) for p in children)))
 
     n = 0
@@ -56,11 +58,11 @@ def backfill_upward(session: Session) -> int:
     for system in systems:
         record_system_up(session, system)
         n += 1
-    n += record_all_values(session, owned(IndicatorValue.region_code) if children else None)
+    n += record_values(session, owned(IndicatorValue.region_code))
     rows = session.execute(
         select(Submission, IndicatorSystem)
         .join(IndicatorSystem, IndicatorSystem.id == Submission.system_id)
-        .where(Submission.state != "draft", owned(Submission.region_code) if children else true())
+        .where(Submission.state != "draft", owned(Submission.region_code))
         .order_by(Submission.id)
     ).all()
     for sub, system in rows:

@@ -43,19 +43,22 @@ def release_payload(system: IndicatorSystem) -> tuple[str, dict[str, Any]]:
     }
 
 
-def record_system_up(session: Session, system: IndicatorSystem) -> None:
+def record_system_up(
+    session: Session, system: IndicatorSystem, release: tuple[str, dict[str, Any]] | None = None
+) -> None:
     """Queue a system released here for the parent (caller's transaction): a local
-    characteristic version, which the values entered against it need above."""
-    key, payload = release_payload(system)
+    characteristic version, which the values entered against it need above. ``release``:
+    its ``release_payload`` when the caller has it already."""
+    key, payload = release or release_payload(system)
     record_change(session, SYNC, entity=SYSTEM_ENTITY, key=key, op="release", payload=payload)
 
 
 def publish_system_release(session: Session, system: IndicatorSystem) -> int:
     """Queue a system released here for every child (broadcast stream) and, on a node with a
     parent, for the parent too, in the caller's transaction."""
-    if records_upward(session):
-        record_system_up(session, system)
     key, payload = release_payload(system)
+    if records_upward(session):
+        record_system_up(session, system, (key, payload))
     return publish_down(
         session,
         SYNC,

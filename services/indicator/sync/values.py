@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import String, and_, cast, delete, select
-from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Session
 
 from services.indicator.sync.outgoing import system_key
@@ -38,9 +37,9 @@ __all__ = [
     "ValuePayload",
     "apply_value_changes",
     "applying_received",
-    "record_all_values",
     "record_value_delete",
     "record_value_writes",
+    "record_values",
     "system_ids",
     "values_checksum",
 ]
@@ -82,8 +81,9 @@ def _sep(*parts: Any) -> Any:
     return out
 
 
-def _record_values(session: Session, where: Any) -> int:
-    """Record the current state of every value matching ``where`` (one INSERT … SELECT)."""
+def record_values(session: Session, where: Any) -> int:
+    """Record the current state of every value matching ``where`` (one INSERT … SELECT);
+    the caller decides that this node records upward."""
     v = IndicatorValue.__table__.c
     s = IndicatorSystem.__table__.c
     skey = s.code + "@" + cast(s.year, String) + "@" + cast(s.version, String)
@@ -122,13 +122,7 @@ def record_value_writes(session: Session, *, batch_id: int) -> int:
     # received changes are relayed by the receiver with their own origin.
     if session.info.get(_APPLYING) or not records_upward(session):
         return 0
-    return _record_values(session, IndicatorValue.__table__.c.batch_id == batch_id)
-
-
-def record_all_values(session: Session, where: Any = None) -> int:
-    """Record every value this node holds, or those matching ``where`` (a node that got its
-    parent after its data)."""
-    return _record_values(session, sa_true() if where is None else where)
+    return record_values(session, IndicatorValue.__table__.c.batch_id == batch_id)
 
 
 def record_value_delete(session: Session, value: IndicatorValue, system: IndicatorSystem) -> None:
@@ -153,18 +147,23 @@ def record_value_delete(session: Session, value: IndicatorValue, system: Indicat
     )
 
 
+def system_id_of(session: Session, key: str) -> int | None:
+    """The local id of a system by its stable key ``code@year@version``, if it is here."""
+    code, year, version = key.rsplit("@", 2)
+    return session.scalar(
+        select(IndicatorSystem.id).where(
+            IndicatorSystem.code == code,
+            IndicatorSystem.year == int(year),
+            IndicatorSystem.version == int(version),
+        )
+    )
+
+
 def system_ids(session: Session, keys: set[str]) -> dict[str, int]:
     """Local ids of systems by stable key; the whole batch is refused if one is missing."""
     found: dict[str, int] = {}
     for key in keys:
-        code, year, version = key.rsplit("@", 2)
-        sid = session.scalar(
-            select(IndicatorSystem.id).where(
-                IndicatorSystem.code == code,
-                IndicatorSystem.year == int(year),
-                IndicatorSystem.version == int(version),
-            )
-        )
+        sid = system_id_of(session, key)
         if sid is None:
             raise MalformedBatch(
                 f"本节点没有指标体系 {key}：下级数据所依据的体系须由上级发布 "
@@ -251,14 +250,7 @@ def values_checksum(
     The digest runs over sorted lines ``indicator|region|source|value`` so two nodes holding
     the same values get the same answer whatever their local ids.
     """
-    code, year, version = system.rsplit("@", 2)
-    sid = session.scalar(
-        select(IndicatorSystem.id).where(
-            IndicatorSystem.code == code,
-            IndicatorSystem.year == int(year),
-            IndicatorSystem.version == int(version),
-        )
-    )
+    sid = system_id_of(session, system)
     if sid is None:
         raise NotFound(f"本节点没有指标体系 {system} (unknown system)", slug="unknown-system")
     v = IndicatorValue.__table__.c

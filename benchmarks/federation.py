@@ -59,6 +59,12 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _utc(at: datetime | str) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive text)."""
+    value = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class Bench:
     def __init__(self, backend: str, root: Path, batch_size: int | None) -> None:
         self.backend = backend
@@ -289,10 +295,7 @@ class Bench:
         db.dispose()
         out, prev = [], since
         for n, at in rows:
-            if isinstance(at, str):
-                at = datetime.fromisoformat(at)
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
+            at = _utc(at)
             out.append((int(n), round((at - prev).total_seconds(), 2)))
             prev = at
         return out
@@ -329,11 +332,7 @@ class Bench:
         db.dispose()
         lags = []
         for code, region, at in rows:
-            if isinstance(at, str):
-                at = datetime.fromisoformat(at)
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            lags.append((at - sent[(code, region)]).total_seconds())
+            lags.append((_utc(at) - sent[(code, region)]).total_seconds())
         if len(lags) != count:
             raise SystemExit(f"{count - len(lags)} trickled changes missing at the province")
         return lags

@@ -173,7 +173,6 @@ class _BatchIn(BaseModel):
 
 
 _CHANGE_FIELDS = frozenset(_ChangeIn.model_fields)
-_CHANGE_ADAPTER = _ChangeIn.model_validate
 
 
 def _changes(items: list[Any]) -> list[Change]:
@@ -202,7 +201,7 @@ def _changes(items: list[Any]) -> list[Change]:
             out.append(Change(item["origin"], seq, item["entity"], key, item["op"], payload))
             continue
         try:
-            c = _CHANGE_ADAPTER(item)
+            c = _ChangeIn.model_validate(item)
         except PydanticValidationError as exc:
             for err in exc.errors()[:10]:
                 errors.append(

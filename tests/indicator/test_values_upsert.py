@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
+from services.indicator.values.bulk import _KEY_JOIN
+from services.indicator.values.dialect import bulk_dialect
 from services.indicator.values.models import IndicatorValue, ValueHistory
 from services.indicator.values.service import upsert_values
 from shared.errors import Conflict, ValidationFailed
@@ -132,3 +135,46 @@ def test_chained_formulas_follow_their_inputs(node_settings: NodeSettings) -> No
             ("update", 78.0, None),
         ]
         assert hist[1].reason == "公式计算 (derived by formula)"
+
+
+def test_key_lookups_probe_the_index_while_a_period_is_new_to_the_statistics(
+    backend: str, node_settings: NodeSettings, system_id: int
+) -> None:
+    """Loading a period in batches: each batch looks its keys up one by one through an
+    index, never by hashing every value already stored in the period (PostgreSQL's
+    statistics, taken before the period existed, expect it to be empty)."""
+    if backend != "postgres":
+        pytest.skip("planner statistics are PostgreSQL's")
+    fill = """
+        INSERT INTO indicator_values (system_id, indicator_code, region_code, period, source,
+            value, on_behalf, revision, updated_by, updated_at)
+        SELECT :sid, 'C0' || (g % 3 + 1), '360121' || lpad((g / 3)::text, 6, '0'), :period,
+               'self_checkup', g, false, 1, 'test', now()
+        FROM generate_series(0, 29999) g
+    """
+    with node_session(node_settings) as s:
+        s.execute(text(fill), {"sid": system_id, "period": "2024"})
+        s.execute(text("ANALYZE indicator_values"))
+        s.execute(text(fill), {"sid": system_id, "period": "2025"})
+        s.execute(
+            text(
+                "CREATE TEMP TABLE batch AS SELECT 'C01'::text AS indicator_code, "
+                "'360121' || lpad(g::text, 6, '0') AS region_code, 'self_checkup'::text AS source "
+                "FROM generate_series(0, 499) g"
+            )
+        )
+        s.execute(text("ANALYZE batch"))
+        join = bulk_dialect(s).join_values("v", _KEY_JOIN.format(v="v", a="w"), left=True)
+        plan = "\n".join(
+            r[0]
+            for r in s.execute(
+                text(f"EXPLAIN SELECT w.region_code, v.id FROM batch w {join}"),
+                {"sid": system_id, "period": "2025"},
+            )
+        )
+        found = s.execute(
+            text(f"SELECT count(v.id) FROM batch w {join}"), {"sid": system_id, "period": "2025"}
+        ).scalar_one()
+    assert "Hash" not in plan and "Seq Scan on indicator_values" not in plan, plan
+    assert "Index Scan" in plan, plan
+    assert found == 500

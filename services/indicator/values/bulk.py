@@ -90,10 +90,11 @@ def max_rank_of(indicator_level: str) -> int:
 
 
 _SOURCES_SQL = ", ".join(f"'{s}'" for s in SOURCES)
-# Joins from a temporary table into indicator_values are written "t CROSS JOIN
-# indicator_values v WHERE …": SQLite keeps that order (it has no statistics of temp
-# tables and would otherwise scan the big table against an unindexed temp one), and
-# PostgreSQL treats it as an ordinary inner join it may reorder.
+# Joins from a temporary table into indicator_values by key go through
+# BulkDialect.join_values (row-by-row index probes on both databases); joins by id are
+# written "t CROSS JOIN indicator_values v WHERE …", an order SQLite keeps (it has no
+# statistics of temp tables and would otherwise scan the big table against an unindexed
+# temp one).
 _KEY_JOIN = (
     "{v}.system_id = :sid AND {v}.indicator_code = {a}.indicator_code "
     "AND {v}.region_code = {a}.region_code AND {v}.period = :period AND {v}.source = {a}.source"
@@ -376,7 +377,7 @@ def apply_staged(
             SELECT rn, indicator_code, region_code, source, value, NULLIF(note, '') AS note
             FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {ERR} e WHERE e.rn = s.rn)
         ) w
-        LEFT JOIN indicator_values v ON {key}
+        {dialect.join_values("v", key, left=True)}
         """,
         {"sid": system_id, "period": period},
     )
@@ -457,15 +458,12 @@ _DISAGREE = (
     "AND abs({x}.value - {o}.value) > :tol * abs({x}.value) "
     "AND abs({x}.value - {o}.value) > :tol * abs({o}.value)"
 )
-# Every pair of a value (x, from {src}) and another source's value (o) that disagree.
-_PAIRS_SQL = f"""
-    SELECT x.value_id, o.id, o.source, o.value, x.value
-    FROM {{src}} x
-    CROSS JOIN indicator_values o
-    WHERE o.system_id = :sid AND o.indicator_code = x.indicator_code
-      AND o.region_code = x.region_code AND o.period = x.period AND o.source <> x.source
-      AND {_DISAGREE.format(x="x", o="o")}
-"""
+# A value (x) and another source's value (o) of the same key that disagree.
+_PAIR_ON = (
+    "o.system_id = :sid AND o.indicator_code = x.indicator_code "
+    "AND o.region_code = x.region_code AND o.period = x.period AND o.source <> x.source "
+    f"AND {_DISAGREE.format(x='x', o='o')}"
+)
 
 
 def _rel_diff(a: float, b: float) -> float:
@@ -532,8 +530,8 @@ def compute_flags(
             f"""
             SELECT v.id AS value_id, v.indicator_code, v.region_code, v.source, v.period,
                    v.value
-            FROM {APPLY} a CROSS JOIN indicator_values v
-            WHERE {_KEY_JOIN.format(v="v", a="a")} AND a.action IN ('create', 'update')
+            FROM {APPLY} a {dialect.join_values("v", _KEY_JOIN.format(v="v", a="a"))}
+            WHERE a.action IN ('create', 'update')
             """,
             p,
         )
@@ -545,17 +543,19 @@ def compute_flags(
     if multi:
         # One pass from the written rows to the other sources' values (o) and, only where
         # one is found, to the written value's own id (x).
+        others = (
+            "o.system_id = :sid AND o.indicator_code = a.indicator_code "
+            "AND o.region_code = a.region_code AND o.period = :period AND o.source <> a.source "
+            f"AND (o.flags IS NOT NULL OR ({_DISAGREE.format(x='a', o='o')}))"
+        )
         rows = session.execute(
             text(
                 f"""
                 SELECT x.id, o.id, CASE WHEN {_DISAGREE.format(x="a", o="o")} THEN 1 ELSE 0 END
-                FROM {APPLY} a CROSS JOIN indicator_values o CROSS JOIN indicator_values x
+                FROM {APPLY} a
+                {dialect.join_values("o", others)}
+                {dialect.join_values("x", _KEY_JOIN.format(v="x", a="a"))}
                 WHERE a.action IN ('create', 'update')
-                  AND o.system_id = :sid AND o.indicator_code = a.indicator_code
-                  AND o.region_code = a.region_code AND o.period = :period
-                  AND o.source <> a.source
-                  AND (o.flags IS NOT NULL OR ({_DISAGREE.format(x="a", o="o")}))
-                  AND {_KEY_JOIN.format(v="x", a="a")}
                 """
             ),
             p,
@@ -654,11 +654,11 @@ def _recompute(
     if multi:
         rows = session.execute(
             text(
-                _PAIRS_SQL.format(
-                    src=f"(SELECT v.id AS value_id, v.indicator_code, v.region_code, v.period, "
-                    f"v.source, v.value FROM {RECHECK} r "
-                    f"CROSS JOIN indicator_values v WHERE v.id = r.value_id)"
-                )
+                "SELECT x.value_id, o.id, o.source, o.value, x.value "
+                "FROM (SELECT v.id AS value_id, v.indicator_code, v.region_code, v.period, "
+                f"v.source, v.value FROM {RECHECK} r "
+                "CROSS JOIN indicator_values v WHERE v.id = r.value_id) x "
+                + dialect.join_values("o", _PAIR_ON)
             ),
             {"sid": system_id, "period": period, "tol": tolerance},
         )

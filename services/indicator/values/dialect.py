@@ -21,16 +21,12 @@ __all__ = ["BulkDialect", "OutlierStat", "PostgresBulk", "SqliteBulk", "bulk_dia
 # Joins a target value to the same indicator × region × source in earlier periods
 # of the same granularity ("2024" before "2025", "2025-Q1" before "2025-Q2").
 HISTORY_PAIRS = "values_history_pairs"
-_HISTORY_JOIN = """
-    FROM values_targets t
-    CROSS JOIN indicator_values h
-    WHERE h.indicator_code = t.indicator_code
-      AND h.region_code = t.region_code
-      AND h.source = t.source
-      AND h.period < t.period
-      AND length(h.period) = length(t.period)
-      AND h.value IS NOT NULL
-"""
+# The same key's values in earlier periods of the same length (any system version).
+_HISTORY_ON = (
+    "h.indicator_code = t.indicator_code AND h.region_code = t.region_code "
+    "AND h.source = t.source AND h.period < t.period "
+    "AND length(h.period) = length(t.period) AND h.value IS NOT NULL"
+)
 
 # Scale factors of the modified z score: MAD ≈ 0.6745σ, mean absolute deviation ≈ 0.7979σ
 # (the fallback when more than half of the history is identical and MAD is 0).
@@ -98,6 +94,19 @@ class BulkDialect:
     def drop_temp(self, session: Session, table: str) -> None:
         session.execute(text(f"DROP TABLE IF EXISTS {self.temp(table)}"))
 
+    def join_values(self, alias: str, on: str, *, left: bool = False) -> str:
+        """A join of ``indicator_values`` as ``alias`` on ``on``, probed row by row.
+
+        Every join from a batch's temporary table into the values is such a probe: its
+        cost follows the batch, never the rows already stored. SQLite keeps the written
+        order (temp table outside, the big table looked up through its indexes).
+        """
+        return f"{'LEFT JOIN' if left else 'CROSS JOIN'} indicator_values {alias} ON {on}"
+
+    def history_join(self) -> str:
+        """FROM clause pairing each ``values_targets`` row with its key's earlier values."""
+        return f"FROM values_targets t {self.join_values('h', _HISTORY_ON)}"
+
     def analyze(self, session: Session, table: str) -> None:
         """Give the planner statistics of a freshly filled table."""
 
@@ -151,7 +160,7 @@ class SqliteBulk(BulkDialect):
         history: dict[int, list[float]] = defaultdict(list)
         current: dict[int, float] = {}
         for value_id, x, hv in session.execute(
-            text(f"SELECT t.value_id, t.value, h.value {_HISTORY_JOIN}")
+            text(f"SELECT t.value_id, t.value, h.value {self.history_join()}")
         ):
             history[value_id].append(hv)
             current[value_id] = x
@@ -182,6 +191,14 @@ class PostgresBulk(BulkDialect):
         # Autovacuum never sees temporary tables; without this the planner guesses.
         session.execute(text(f"ANALYZE {table}"))
 
+    def join_values(self, alias: str, on: str, *, left: bool = False) -> str:
+        # A period being filled is missing from the table's statistics (they are a few
+        # minutes old), so the planner expects one row for it and hashes the whole period,
+        # once per batch: loading a period in batches became quadratic. A LATERAL subquery
+        # behind OFFSET 0 is not flattened and so is probed through the indexes per row.
+        sub = f"LATERAL (SELECT * FROM indicator_values {alias} WHERE {on} OFFSET 0) {alias}"
+        return f"LEFT JOIN {sub} ON TRUE" if left else f"CROSS JOIN {sub}"
+
     def lock_period(self, session: Session, system_id: int, period: str) -> None:
         session.execute(
             text("SELECT pg_advisory_xact_lock(:k1, hashtext(:k2))"),
@@ -208,7 +225,7 @@ class PostgresBulk(BulkDialect):
         self.create_temp_as(
             session,
             HISTORY_PAIRS,
-            f"SELECT t.value_id, t.value AS x, h.value AS hv {_HISTORY_JOIN}",
+            f"SELECT t.value_id, t.value AS x, h.value AS hv {self.history_join()}",
             {},
         )
         rows = session.execute(

@@ -73,7 +73,15 @@ class IndicatorValue(Base):
 
     __table_args__ = (
         UniqueConstraint("system_id", "indicator_code", "region_code", "period", "source"),
-        Index("ix_indicator_values_region_period", "region_code", "period"),
+        # Region × period (dashboards, prefixes) continued to the key: a probe by key through
+        # either index finds the one row, whichever the planner picks.
+        Index(
+            "ix_indicator_values_region_period_key",
+            "region_code",
+            "period",
+            "indicator_code",
+            "source",
+        ),
         Index("ix_indicator_values_code_region", "indicator_code", "region_code"),
     )
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from itertools import groupby
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -95,7 +96,7 @@ class ReceiveResult:
 # --- validation (reads nothing, writes nothing) ------------------------------------------------
 
 
-def _payload_errors(row: int, applier: Applier, change: Change) -> list[dict[str, Any]]:
+def _op_errors(row: int, applier: Applier, change: Change) -> list[dict[str, Any]]:
     if applier.ops is not None and change.op not in applier.ops:
         allowed = ", ".join(sorted(applier.ops))
         return [
@@ -105,20 +106,41 @@ def _payload_errors(row: int, applier: Applier, change: Change) -> list[dict[str
                 "message": f"{change.entity} 不支持操作 {change.op} (allowed: {allowed})",
             }
         ]
-    if applier.schema is None:
-        return []
-    try:
-        applier.schema.model_validate(change.payload)
-    except PydanticValidationError as exc:
-        return [
-            {
-                "row": row,
-                "field": "payload." + ".".join(str(p) for p in e.get("loc", ())),
-                "message": e.get("msg", ""),
-            }
-            for e in exc.errors()[:5]
-        ]
     return []
+
+
+@cache
+def _list_of(schema: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]
+
+
+def _payload_errors(batch: Batch, appliers: Appliers) -> dict[int, list[dict[str, Any]]]:
+    """Schema errors of every payload by row: one validation call per entity."""
+    rows: dict[str, list[int]] = {}
+    for row, change in enumerate(batch.changes):
+        applier = appliers.get(change.entity)
+        if applier is not None and applier.schema is not None:
+            rows.setdefault(change.entity, []).append(row)
+    errors: dict[int, list[dict[str, Any]]] = {}
+    for entity, numbers in rows.items():
+        schema = appliers[entity].schema
+        assert schema is not None
+        try:
+            _list_of(schema).validate_python([batch.changes[r].payload for r in numbers])
+        except PydanticValidationError as exc:
+            for e in exc.errors():
+                index, *loc = e.get("loc", ()) or (0,)
+                row = numbers[int(index)]
+                found = errors.setdefault(row, [])
+                if len(found) < 5:
+                    found.append(
+                        {
+                            "row": row,
+                            "field": "payload." + ".".join(str(p) for p in loc),
+                            "message": e.get("msg", ""),
+                        }
+                    )
+    return errors
 
 
 def _region(applier: Applier, change: Change) -> tuple[str | None, str | None]:
@@ -180,6 +202,7 @@ def _validate(
         {"field": f"origins.{o}", "message": "声明的来源没有任何变更 (origin without changes)"}
         for o in unused
     ]
+    schema_errors = _payload_errors(batch, appliers)
     seen: dict[tuple[str, int], Change] = {}
     for row, change in enumerate(batch.changes):
         if len(malformed) + len(scoped) >= MAX_ERRORS:
@@ -221,7 +244,7 @@ def _validate(
                 }
             )
             continue
-        malformed += _payload_errors(row, applier, change)
+        malformed += _op_errors(row, applier, change) + schema_errors.get(row, [])
         region, problem = _region(applier, change)
         if problem:
             malformed.append({"row": row, "field": "payload", "message": problem})

@@ -41,9 +41,8 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checkup.cluster import NodeProcess, free_port
+from checkup.cluster import NodeProcess, free_port, link_child
 from checkup.node import run_migrations
-from gateway import nodes
 from gateway.accounts import create_user
 from services.indicator.sync.tables import SYNC
 from shared.db import Database
@@ -116,17 +115,7 @@ class Bench:
             self.nodes[code] = NodeProcess(settings, ports[code])
         for code, parent in parents.items():
             if parent:
-                pdb = Database(*self.nodes[parent].settings.database_for("gateway"))
-                with pdb.session() as s:
-                    secret = nodes.add_child(
-                        s,
-                        self.nodes[parent].settings,
-                        node_id=f"node-{code}",
-                        region_code=code,
-                        by="bench",
-                    ).secret
-                pdb.dispose()
-                self.nodes[code].settings.store_credential(secret)
+                link_child(self.nodes[parent].settings, self.nodes[code].settings, by="bench")
         for node in self.nodes.values():
             node.start()
         for code, node in self.nodes.items():

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from shared.db import Database
 from shared.settings import NodeSettings
 
-__all__ = ["NodeProcess", "free_port", "settings_env"]
+__all__ = ["NodeProcess", "free_port", "link_child", "settings_env"]
 
 ENV_PREFIX = "CHECKUP_"
 
@@ -29,6 +30,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def link_child(parent: NodeSettings, child: NodeSettings, *, by: str) -> None:
+    """Register and approve ``child`` in ``parent``'s gateway storage and keep the credential
+    in the child's data directory: what ``checkup nodes add-child`` at the parent and
+    entering the credential at the child do on two machines, for nodes set up together."""
+    from gateway import nodes
+
+    db = Database(*parent.database_for("gateway"))
+    try:
+        with db.session() as session:
+            secret = nodes.add_child(
+                session, parent, node_id=child.node_id, region_code=child.region_code, by=by
+            ).secret
+    finally:
+        db.dispose()
+    child.store_credential(secret)
 
 
 def settings_env(settings: NodeSettings) -> dict[str, str]:

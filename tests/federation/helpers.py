@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import nodes
+from checkup.cluster import link_child
 from shared.db import Database
 from tests.federation.conftest import LiveNode, Tiers
 
@@ -12,23 +12,6 @@ from tests.federation.conftest import LiveNode, Tiers
 def gateway_db(node: LiveNode) -> Database:
     url, schema = node.settings.database_for("gateway")
     return Database(url, schema=schema)
-
-
-def add_child(parent: LiveNode, child: LiveNode) -> str:
-    """Register ``child`` at ``parent`` directly (as `checkup nodes add-child` does)."""
-    db = gateway_db(parent)
-    try:
-        with db.session() as session:
-            got = nodes.add_child(
-                session,
-                parent.settings,
-                node_id=child.settings.node_id,
-                region_code=child.settings.region_code,
-                by="test",
-            )
-            return got.secret
-    finally:
-        db.dispose()
 
 
 def join_through_http(parent: LiveNode, child: LiveNode) -> str:
@@ -56,7 +39,7 @@ def start_three_tiers(tiers: Tiers) -> None:
     """Province up; the city registered there; the county joined at the city; all running."""
     tiers.province.start()
     tiers.province.login_admin()
-    tiers.city.settings.store_credential(add_child(tiers.province, tiers.city))
+    link_child(tiers.province.settings, tiers.city.settings, by="test")
     tiers.city.start()
     tiers.city.login_admin()
     tiers.county.settings.store_credential(join_through_http(tiers.city, tiers.county))

@@ -21,9 +21,9 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkup.cluster import NodeProcess, free_port
+from checkup.cluster import NodeProcess, free_port, link_child
 from checkup.sample_data import sample_values, to_csv
-from gateway import accounts, nodes
+from gateway import accounts
 from shared.db import Database
 from shared.sync import Change, read_stream
 from tests.dbs import Template
@@ -68,21 +68,6 @@ class Node(NodeProcess):
     def database(self, service: str) -> Database:
         url, schema = self.settings.database_for(service)  # type: ignore[arg-type]
         return Database(url, schema=schema, spatial=service == "indicator")
-
-    def register(self, child: NodeProcess) -> str:
-        """Register and approve ``child`` here (as `checkup nodes add-child`); its secret."""
-        db = self.database("gateway")
-        try:
-            with db.session() as session:
-                return nodes.add_child(
-                    session,
-                    self.settings,
-                    node_id=child.node_id,
-                    region_code=child.region_code,
-                    by="test",
-                ).secret
-        finally:
-            db.dispose()
 
 
 @dataclass
@@ -152,7 +137,7 @@ def process_tiers(template: Template, tmp_path: Path) -> Iterator[ProcessTiers]:
     try:
         for code, parent in parents.items():
             if parent:
-                made[code].settings.store_credential(made[parent].register(made[code]))
+                link_child(made[parent].settings, made[code].settings, by="test")
         _start_all(tiers.all)
         for n in tiers.all:
             n.login_admin()

@@ -3,12 +3,12 @@ it already holds goes up (systems, values, submission states), once."""
 
 from __future__ import annotations
 
+from checkup.cluster import link_child
 from checkup.sample_data import sample_values, to_csv
 from services.indicator.sync.tables import SYNC
 from shared.sync import read_stream
 from tests.federation.conftest import Tiers
 from tests.federation.helpers import (
-    add_child,
     checksum,
     system_of,
 )
@@ -20,7 +20,7 @@ COUNTY = "360121"
 def test_data_entered_before_joining_goes_up_once(tiers: Tiers) -> None:
     tiers.province.start()
     tiers.province.login_admin()
-    tiers.city.settings.store_credential(add_child(tiers.province, tiers.city))
+    link_child(tiers.province.settings, tiers.city.settings, by="test")
     tiers.city.start()
     tiers.city.login_admin()
     parent_url = tiers.county.settings.parent_url
@@ -62,7 +62,7 @@ def test_data_entered_before_joining_goes_up_once(tiers: Tiers) -> None:
         db.dispose()
 
     # It joins the city and starts again with its parent.
-    tiers.county.settings.store_credential(add_child(tiers.city, tiers.county))
+    link_child(tiers.city.settings, tiers.county.settings, by="test")
     tiers.county.settings = tiers.county.settings.model_copy(update={"parent_url": parent_url})
     tiers.county.start()
     key = system_of(tiers.county, code)["key"]  # type: ignore[index]

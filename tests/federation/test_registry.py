@@ -6,14 +6,9 @@ from sqlalchemy import select
 
 from gateway import nodes
 from gateway.node_models import NodeCredential
-from shared.db import Database
 from shared.sync import Change, build_batch
 from tests.federation.conftest import Tiers
-
-
-def _gateway_db(node: object) -> Database:
-    url, schema = node.settings.database_for("gateway")  # type: ignore[attr-defined]
-    return Database(url, schema=schema)
+from tests.federation.helpers import gateway_db
 
 
 def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
@@ -64,7 +59,7 @@ def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
     assert anon.get(f"/api/v1/nodes/join/{request_id}", params={"token": token}).status_code == 404
 
     # The secret is stored encrypted, not in clear.
-    db = _gateway_db(province)
+    db = gateway_db(province)
     try:
         with db.session() as session:
             blobs = [bytes(b) for b in session.scalars(select(NodeCredential.secret_enc))]
@@ -79,7 +74,7 @@ def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
     r = admin.post("/api/v1/nodes/node-360100/rotate")
     assert r.status_code == 200, r.text
     second = r.json()["secret"]
-    db = _gateway_db(province)
+    db = gateway_db(province)
     try:
         with db.session() as session:
             auth = nodes.authenticate_node(session, province.settings, "node-360100")

@@ -329,18 +329,31 @@ def upsert_values(
     )
     bulk.cleanup(session, dialect)
     if batch_id is None:
-        batch.status = "applied"
-        batch.rows_total = n
-        batch.rows_applied = result.created + result.updated
-        batch.rows_unchanged = result.unchanged
-        batch.summary = _summary(result, 0)
+        _close_batch(batch, result, rows_total=n)
     session.flush()
     session.expire_all()
     return result
 
 
-def _summary(result: UpsertResult, errors_total: int) -> dict[str, Any]:
-    return {
+def _close_batch(
+    batch: ImportBatch,
+    result: UpsertResult,
+    *,
+    rows_total: int,
+    status: str = "applied",
+    rows_rejected: int = 0,
+    errors: list[dict[str, Any]] | None = None,
+    errors_total: int = 0,
+) -> None:
+    """Record a write's outcome on its batch: row counts, errors, and the summary."""
+    batch.status = status
+    batch.rows_total = rows_total
+    batch.rows_applied = result.created + result.updated
+    batch.rows_unchanged = result.unchanged
+    batch.rows_rejected = rows_rejected
+    if errors is not None:
+        batch.errors = errors
+    batch.summary = {
         "created": result.created,
         "updated": result.updated,
         "outliers": result.outliers,
@@ -423,13 +436,15 @@ def import_values(
         status = "rejected"
     else:
         status = "partial"
-    batch.status = status
-    batch.rows_total = n
-    batch.rows_applied = applied
-    batch.rows_unchanged = result.unchanged
-    batch.rows_rejected = n_rejected
-    batch.errors = errors
-    batch.summary = _summary(result, n_errors)
+    _close_batch(
+        batch,
+        result,
+        rows_total=n,
+        status=status,
+        rows_rejected=n_rejected,
+        errors=errors,
+        errors_total=n_errors,
+    )
     session.flush()
     session.expire_all()
     return ImportOutcome(
@@ -545,11 +560,7 @@ def put_value(
         n_good=1,
     )
     bulk.cleanup(session, dialect)
-    batch.status = "applied"
-    batch.rows_total = 1
-    batch.rows_applied = result.created + result.updated
-    batch.rows_unchanged = result.unchanged
-    batch.summary = _summary(result, 0)
+    _close_batch(batch, result, rows_total=1)
     session.flush()
     session.expire_all()
     stored = session.scalars(select(IndicatorValue).where(key)).one()

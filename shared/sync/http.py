@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
+from starlette.concurrency import run_in_threadpool
 
 from shared.db import Database
 from shared.errors import Forbidden, ProblemError
@@ -114,14 +115,7 @@ def sync_router(
             )
         return credential
 
-    # Plain def: runs in the thread pool. The transaction is committed *before* the answer
-    # goes out, so an ack never covers changes that could still roll back.
-    @router.post(
-        base + "/batches",
-        summary="接收下级节点的变更批次 (receive a child's batch)",
-    )
-    def receive(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        """Receive a child's batch; answers with the highest contiguous applied seq per origin."""
+    def _receive(request: Request, body: bytes) -> dict[str, Any]:
         batch = parse_batch(body)
         db = database(request)
         try:
@@ -143,6 +137,24 @@ def sync_router(
             _note_rejection(db, tables, batch.sender, exc)
             raise
         return result.as_wire()
+
+    # The body is read as bytes and parsed once, by the wire parser; the work runs in the
+    # thread pool. The transaction is committed *before* the answer goes out, so an ack
+    # never covers changes that could still roll back.
+    @router.post(
+        base + "/batches",
+        summary="接收下级节点的变更批次 (receive a child's batch)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def receive(request: Request) -> dict[str, Any]:
+        """Receive a child's batch; answers with the highest contiguous applied seq per origin."""
+        body = await request.body()
+        return await run_in_threadpool(_receive, request, body)
 
     @router.post(
         base + "/pull",

@@ -91,7 +91,7 @@ def release_starter_at_province(tiers: Tiers) -> dict[str, Any]:
 
     db = tiers.province.indicator_db()
     try:
-        with db.session() as session:
+        with db.session(write=True) as session:
             code = load_starter_system(session, "360000", "省级管理员").code
     finally:
         db.dispose()

@@ -34,7 +34,7 @@ def test_release_reaches_every_tier_and_stays_immutable(tiers: Tiers) -> None:
     start_three_tiers(tiers)
     db = tiers.province.indicator_db()
     try:
-        with db.session() as session:
+        with db.session(write=True) as session:
             system = load_starter_system(session, "360000", "省级管理员")
             code, checksum = system.code, system.checksum
     finally:

@@ -75,7 +75,7 @@ def _dead_letter(settings: NodeSettings, service: ServiceName) -> None:
     url, schema = settings.database_for(service)
     db = Database(url, schema=schema)
     try:
-        with db.session() as session:
+        with db.session(write=True) as session:
             note_failure(
                 session,
                 federated_tables()[service],

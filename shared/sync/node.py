@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from shared.regions import is_valid_code
 
 __all__ = [
     "SyncNode",
+    "applying_received",
     "bind_node",
     "mark_upward",
     "node_of",
@@ -25,6 +27,9 @@ RECORDED_INFO = "checkup.sync.recorded"
 # Set on the session factory of a node that has a parent: only then does anyone drain the
 # upward outbox (it is never pruned before an ack), so only then are own changes recorded.
 UPWARD_INFO = "checkup.sync.upward"
+# Set while a session applies changes received from a child: the receiver relays those
+# itself with their original origin, so they are not recorded again as this node's own.
+APPLYING_INFO = "checkup.sync.applying"
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,23 @@ def mark_upward(factory: sessionmaker[Session]) -> None:
 
 
 def records_upward(session: Session) -> bool:
-    """Whether this session's own changes go into the upward outbox (bound node + parent)."""
-    return isinstance(session.info.get(NODE_INFO), SyncNode) and bool(session.info.get(UPWARD_INFO))
+    """Whether this session's own changes go into the upward outbox (bound node + parent,
+    and not a child's changes being applied)."""
+    return (
+        isinstance(session.info.get(NODE_INFO), SyncNode)
+        and bool(session.info.get(UPWARD_INFO))
+        and not session.info.get(APPLYING_INFO)
+    )
+
+
+@contextmanager
+def applying_received(session: Session) -> Iterator[None]:
+    """Writes inside apply changes received from a child: ``records_upward`` is False."""
+    session.info[APPLYING_INFO] = True
+    try:
+        yield
+    finally:
+        session.info.pop(APPLYING_INFO, None)
 
 
 def mark_recorded(session: Session) -> None:

@@ -19,7 +19,7 @@ from shared.regions import contains, is_valid_code
 from shared.sync.dialect import dialect_of
 from shared.sync.errors import AckAhead, MalformedBatch, OriginConflict, OutOfScope, ReplayedBatch
 from shared.sync.links import RECEIVE, SERVE, note_success
-from shared.sync.node import SyncNode
+from shared.sync.node import SyncNode, applying_received
 from shared.sync.outbox import DOWN, UP, allocate_seqs, append_exact, insert_changes, read_stream
 from shared.sync.tables import SyncTables
 from shared.sync.wire import (
@@ -508,24 +508,25 @@ def receive_batch(
     by_origin: dict[str, list[Change]] = {o: [] for o in batch.origins}
     for change in sorted(batch.changes, key=lambda c: (c.origin, c.seq)):
         by_origin[change.origin].append(change)
-    for origin, changes in sorted(by_origin.items()):
-        out = _apply_stream(
-            session,
-            tables,
-            direction=UP,
-            stream=origin,
-            incoming=changes,
-            applied_seq=applied[origin],
-            appliers=appliers,
-            sender=batch.sender,
-            now=now,
-            relay_region=batch.origins[origin],
-            relay_up=relay,
-        )
-        result.acks[origin] = out.applied_seq
-        result.applied += out.applied
-        result.duplicates += out.duplicates
-        result.held += out.held
+    with applying_received(session):
+        for origin, changes in sorted(by_origin.items()):
+            out = _apply_stream(
+                session,
+                tables,
+                direction=UP,
+                stream=origin,
+                incoming=changes,
+                applied_seq=applied[origin],
+                appliers=appliers,
+                sender=batch.sender,
+                now=now,
+                relay_region=batch.origins[origin],
+                relay_up=relay,
+            )
+            result.acks[origin] = out.applied_seq
+            result.applied += out.applied
+            result.duplicates += out.duplicates
+            result.held += out.held
     if not result.retransmission:
         session.execute(
             dialect_of(session).insert_ignore(tables.batches, ["batch_id"]),

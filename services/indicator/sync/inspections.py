@@ -39,7 +39,6 @@ from services.indicator.spatial.models import (
     SpatialUnit,
 )
 from services.indicator.sync.tables import SYNC
-from services.indicator.sync.values import _APPLYING, applying_received
 from services.indicator.systems.models import IndicatorSystem
 from shared.dbtypes import utcnow
 from shared.sync import Change, bulk_insert, json_object, record_changes_from_select
@@ -98,7 +97,7 @@ def record_inspection_writes(session: Session, *, batch_id: int) -> int:
     """Record every visit the inspection write ``batch_id`` touched (one INSERT … SELECT)."""
     # As for values: only a node with a parent records, and received changes are relayed
     # by the receiver itself with their own origin.
-    if session.info.get(_APPLYING) or not records_upward(session):
+    if not records_upward(session):
         return 0
     b = Inspection.__table__.alias("b")  # the visits of this write
     i = Inspection.__table__.alias("i")  # every record of the same visit
@@ -240,13 +239,12 @@ def apply_inspection_changes(session: Session, changes: list[Change]) -> None:
     for origin, key in latest:
         keys.setdefault(origin, []).append(key)
     t = _RECEIVED
-    with applying_received(session):
-        for origin, origin_keys in keys.items():
-            for n in range(0, len(origin_keys), _CHUNK):
-                session.execute(
-                    delete(t).where(
-                        t.c.origin_node == origin,
-                        t.c.entity_key.in_(origin_keys[n : n + _CHUNK]),
-                    )
+    for origin, origin_keys in keys.items():
+        for n in range(0, len(origin_keys), _CHUNK):
+            session.execute(
+                delete(t).where(
+                    t.c.origin_node == origin,
+                    t.c.entity_key.in_(origin_keys[n : n + _CHUNK]),
                 )
-        bulk_insert(session, t, rows)
+            )
+    bulk_insert(session, t, rows)

@@ -176,24 +176,23 @@ def relay_review(node_region: str, change: Change) -> str | None:
 def apply_submission_states(session: Session, changes: list[Change]) -> None:
     """Parent: mirror each state the owner reached (with an event naming the owner)."""
     from services.indicator.approval.service import mirror_state
-    from services.indicator.sync.values import applying_received, system_ids
+    from services.indicator.sync.values import system_ids
 
     ids = system_ids(session, {c.payload["system"] for c in changes})
-    with applying_received(session):
-        for change in changes:
-            p = SubmissionPayload.model_validate(change.payload)
-            mirror_state(
-                session,
-                system_id=ids[p.system],
-                region_code=p.region_code,
-                period=p.period,
-                state=p.state,
-                action=p.action,
-                reason=p.reason,
-                actor=f"{change.origin}:{p.actor}",
-                actor_region=p.actor_region,
-                origin_node=change.origin,
-            )
+    for change in changes:
+        p = SubmissionPayload.model_validate(change.payload)
+        mirror_state(
+            session,
+            system_id=ids[p.system],
+            region_code=p.region_code,
+            period=p.period,
+            state=p.state,
+            action=p.action,
+            reason=p.reason,
+            actor=f"{change.origin}:{p.actor}",
+            actor_region=p.actor_region,
+            origin_node=change.origin,
+        )
 
 
 def apply_reviews(session: Session, changes: list[Change]) -> None:

@@ -8,8 +8,6 @@ key at every tier.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -36,7 +34,6 @@ __all__ = [
     "VALUE_ENTITY",
     "ValuePayload",
     "apply_value_changes",
-    "applying_received",
     "record_value_delete",
     "record_value_writes",
     "record_values",
@@ -45,7 +42,6 @@ __all__ = [
 ]
 
 VALUE_ENTITY = "indicator_value"
-_APPLYING = "checkup.indicator.sync.applying"
 
 
 class ValuePayload(BaseModel):
@@ -61,17 +57,6 @@ class ValuePayload(BaseModel):
     revision: int | None = None
     updated_by: str = ""
     on_behalf: bool | int | None = None
-
-
-@contextmanager
-def applying_received(session: Session) -> Iterator[None]:
-    """Writes inside are changes received from a child: the receiver relays them itself
-    with their original origin, so they are not recorded again as this node's own."""
-    session.info[_APPLYING] = True
-    try:
-        yield
-    finally:
-        session.info.pop(_APPLYING, None)
 
 
 def _sep(*parts: Any) -> Any:
@@ -120,14 +105,14 @@ def record_value_writes(session: Session, *, batch_id: int) -> int:
     """
     # Only a node with a parent records its own writes (nothing else would drain them);
     # received changes are relayed by the receiver with their own origin.
-    if session.info.get(_APPLYING) or not records_upward(session):
+    if not records_upward(session):
         return 0
     return record_values(session, IndicatorValue.__table__.c.batch_id == batch_id)
 
 
 def record_value_delete(session: Session, value: IndicatorValue, system: IndicatorSystem) -> None:
     """Record the deletion of one value (caller's transaction)."""
-    if session.info.get(_APPLYING) or not records_upward(session):
+    if not records_upward(session):
         return
     skey = system_key(system.code, system.year, system.version)
     record_change(
@@ -194,19 +179,18 @@ def apply_value_changes(session: Session, changes: list[Change]) -> None:
         groups.setdefault(group, []).append(
             (p["indicator_code"], p["region_code"], p.get("value"), p.get("note"))
         )
-    with applying_received(session):
-        for (sid, period, source, origin), rows in groups.items():
-            upsert_values(
-                session,
-                system_id=sid,
-                period=period,
-                source=source,
-                rows=rows,
-                actor=f"{origin}",
-                owner_derived=True,
-            )
-        for sid, change in deletes:
-            _delete(session, sid, change)
+    for (sid, period, source, origin), rows in groups.items():
+        upsert_values(
+            session,
+            system_id=sid,
+            period=period,
+            source=source,
+            rows=rows,
+            actor=f"{origin}",
+            owner_derived=True,
+        )
+    for sid, change in deletes:
+        _delete(session, sid, change)
 
 
 def _delete(session: Session, system_id: int, change: Change) -> None:

@@ -7,7 +7,6 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from services.report.models import ReceivedRecord
-from services.report.sync.recording import applying_received
 from shared.dbtypes import utcnow
 from shared.sync import Change
 
@@ -31,28 +30,27 @@ def apply_copies(session: Session, changes: list[Change]) -> None:
         return
     r = ReceivedRecord
     now = utcnow()
-    with applying_received(session):
-        by_group: dict[tuple[str, str], list[str]] = {}
-        for origin, entity, key in latest:
-            by_group.setdefault((origin, entity), []).append(key)
-        for (origin, entity), keys in by_group.items():
-            session.execute(
-                delete(r)
-                .where(r.origin_node == origin, r.entity == entity, r.entity_key.in_(keys))
-                .execution_options(synchronize_session=False)
-            )
+    by_group: dict[tuple[str, str], list[str]] = {}
+    for origin, entity, key in latest:
+        by_group.setdefault((origin, entity), []).append(key)
+    for (origin, entity), keys in by_group.items():
         session.execute(
-            insert(r),
-            [
-                {
-                    "origin_node": c.origin,
-                    "entity": c.entity,
-                    "entity_key": c.key,
-                    "region_code": str(c.payload["region_code"]),
-                    "seq": c.seq,
-                    "payload": c.payload,
-                    "received_at": now,
-                }
-                for c in latest.values()
-            ],
+            delete(r)
+            .where(r.origin_node == origin, r.entity == entity, r.entity_key.in_(keys))
+            .execution_options(synchronize_session=False)
         )
+    session.execute(
+        insert(r),
+        [
+            {
+                "origin_node": c.origin,
+                "entity": c.entity,
+                "entity_key": c.key,
+                "region_code": str(c.payload["region_code"]),
+                "seq": c.seq,
+                "payload": c.payload,
+                "received_at": now,
+            }
+            for c in latest.values()
+        ],
+    )

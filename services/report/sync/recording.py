@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,26 +10,15 @@ from services.report.sync.tables import SYNC
 from shared.sync import record_change
 from shared.sync.node import records_upward
 
-__all__ = ["ENTITIES", "applying_received", "record_upward"]
+__all__ = ["ENTITIES", "record_upward"]
 
 # What goes up: keys are "<origin node>:<entity>:<stable id>", the same at every tier.
 ENTITIES = ("problem", "task", "project", "report")
-_APPLYING = "checkup.report.sync.applying"
-
-
-@contextmanager
-def applying_received(session: Session) -> Iterator[None]:
-    """Writes inside are copies received from a child: the receiver relays them itself."""
-    session.info[_APPLYING] = True
-    try:
-        yield
-    finally:
-        session.info.pop(_APPLYING, None)
 
 
 def record_upward(session: Session, entity: str, key: str, payload: dict[str, Any]) -> int:
     """Queue the new state of an object for the parent (only on a node that has one)."""
     # Without a parent nobody drains the outbox (it is only pruned after an ack).
-    if session.info.get(_APPLYING) or not records_upward(session):
+    if not records_upward(session):
         return 0
     return record_change(session, SYNC, entity=entity, key=key, op="upsert", payload=payload)

@@ -10,7 +10,6 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from services.survey.models import ReceivedResult
-from services.survey.sync.recording import applying_received
 from shared.dbtypes import utcnow
 from shared.sync import Change
 
@@ -86,14 +85,13 @@ def apply_results(session: Session, changes: list[Change]) -> None:
                 "received_at": now,
             }
         )
-    with applying_received(session):
-        by_origin: dict[str, list[str]] = {}
-        for origin, key in latest:
-            by_origin.setdefault(origin, []).append(key)
-        for origin, keys in by_origin.items():
-            session.execute(
-                delete(r)
-                .where(r.origin_node == origin, r.entity_key.in_(keys))
-                .execution_options(synchronize_session=False)
-            )
-        session.execute(insert(r), rows)
+    by_origin: dict[str, list[str]] = {}
+    for origin, key in latest:
+        by_origin.setdefault(origin, []).append(key)
+    for origin, keys in by_origin.items():
+        session.execute(
+            delete(r)
+            .where(r.origin_node == origin, r.entity_key.in_(keys))
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(insert(r), rows)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +26,6 @@ __all__ = [
     "ENTITIES",
     "RECORDED_STATUSES",
     "RESULT_ENTITY",
-    "applying_received",
     "publication_payload",
     "record_publication",
     "result_key",
@@ -42,17 +39,6 @@ ENTITIES = (RESULT_ENTITY,)
 RECORDED_STATUSES = frozenset({"applied", "partial"})
 # The figures a reviewer above needs: campaign-wide, and per region of the margins' level.
 BREAKDOWNS = ("overall", "region")
-_APPLYING = "checkup.survey.sync.applying"
-
-
-@contextmanager
-def applying_received(session: Session) -> Iterator[None]:
-    """Writes inside are copies received from a child: the receiver relays them itself."""
-    session.info[_APPLYING] = True
-    try:
-        yield
-    finally:
-        session.info.pop(_APPLYING, None)
 
 
 def result_key(origin: str, campaign_id: int, publication_id: int) -> str:
@@ -63,7 +49,7 @@ def result_key(origin: str, campaign_id: int, publication_id: int) -> str:
 def record_publication(session: Session, c: Campaign, run: ResultRun, pub: Publication) -> int:
     """Queue a publication's figures for the parent (only on a node that has one); its seq."""
     # Without a parent nobody drains the outbox (it is only pruned after an ack).
-    if session.info.get(_APPLYING) or not records_upward(session):
+    if not records_upward(session):
         return 0
     if pub.status not in RECORDED_STATUSES:
         return 0

@@ -113,6 +113,8 @@ class _Loop:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        # Passes completed since start (the first one tells the loop is up and idle).
+        self.passes = 0
 
     def secret(self) -> str:
         return self.credential() if callable(self.credential) else self.credential
@@ -136,6 +138,7 @@ class _Loop:
             except Exception:  # the database may be down for a while: keep the loop alive
                 log.exception("%s pass failed", type(self).__name__)
                 moved = 0
+            self.passes += 1
             if moved:
                 continue
             with suppress(TimeoutError):

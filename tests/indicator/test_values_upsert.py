@@ -88,6 +88,43 @@ def test_upsert_refuses_bad_rows_and_draft_systems(node_settings: NodeSettings) 
         )
 
 
+def test_one_write_takes_rows_of_several_sources_each_checked(
+    node_settings: NodeSettings, system_id: int
+) -> None:
+    rows = [
+        ("C01", COMMUNITIES[0], 3.0, None, "self_checkup"),
+        ("C01", COMMUNITIES[0], 4.0, None, "third_party"),
+        ("C02", COMMUNITIES[1], 2.0, None, "department"),
+    ]
+    with node_session(node_settings) as s:
+        r = upsert_values(
+            s, system_id=system_id, period="2025", source=None, rows=rows, actor="node-360121"
+        )
+        batch_source = s.execute(text("SELECT source FROM import_batches")).scalar_one()
+    assert (r.created, r.updated, r.unchanged) == (3, 0, 0)
+    assert batch_source is None  # the write's batch names no single source
+    stored = values_of(node_settings, system_id)
+    assert stored[("C01", COMMUNITIES[0], "self_checkup")] == 3.0
+    assert stored[("C01", COMMUNITIES[0], "third_party")] == 4.0
+    assert stored[("C02", COMMUNITIES[1], "department")] == 2.0
+
+    # A row's own source is checked like the rest of it: the write is refused whole.
+    bad = [
+        ("C01", COMMUNITIES[2], 1.0, None, "self_checkup"),
+        ("C01", COMMUNITIES[2], 1.0, None, "gossip"),
+    ]
+    with node_session(node_settings) as s, pytest.raises(ValidationFailed) as exc:
+        upsert_values(
+            s, system_id=system_id, period="2025", source=None, rows=bad, actor="node-360121"
+        )
+    assert [(e["row"], e["field"]) for e in exc.value.errors] == [(2, "source")]
+    assert (  # nothing of the refused write is stored
+        "C01",
+        COMMUNITIES[2],
+        "self_checkup",
+    ) not in values_of(node_settings, system_id)
+
+
 def test_chained_formulas_follow_their_inputs(node_settings: NodeSettings) -> None:
     indicators = [
         {"code": "A1", "name_zh": "输入一", "level": "community"},

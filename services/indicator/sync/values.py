@@ -160,14 +160,16 @@ def system_ids(session: Session, keys: set[str]) -> dict[str, int]:
 
 def apply_value_changes(session: Session, changes: list[Change]) -> None:
     """Apply a run of value changes: latest per key, upserts set-based through upsert_values."""
-    from services.indicator.values.service import upsert_values
+    from services.indicator.values.service import ValueRow, upsert_values
 
     latest: dict[str, Change] = {}
     for change in changes:  # in seq order: later wins
         latest.pop(change.key, None)
         latest[change.key] = change
     ids = system_ids(session, {c.payload["system"] for c in latest.values()})
-    groups: dict[tuple[int, str, str, str], list[tuple[str, str, float | None, str | None]]] = {}
+    # One write per system, period and origin, whatever the sources (the fixed cost of a
+    # write is paid once per batch, not once per source in it).
+    groups: dict[tuple[int, str, str], list[ValueRow]] = {}
     deletes: list[tuple[int, Change]] = []
     for change in latest.values():
         p = change.payload
@@ -175,16 +177,15 @@ def apply_value_changes(session: Session, changes: list[Change]) -> None:
         if change.op == "delete":
             deletes.append((sid, change))
             continue
-        group = (sid, p["period"], p["source"], change.origin)
-        groups.setdefault(group, []).append(
-            (p["indicator_code"], p["region_code"], p.get("value"), p.get("note"))
+        groups.setdefault((sid, p["period"], change.origin), []).append(
+            (p["indicator_code"], p["region_code"], p.get("value"), p.get("note"), p["source"])
         )
-    for (sid, period, source, origin), rows in groups.items():
+    for (sid, period, origin), rows in groups.items():
         upsert_values(
             session,
             system_id=sid,
             period=period,
-            source=source,
+            source=None,
             rows=rows,
             actor=f"{origin}",
             owner_derived=True,

@@ -32,6 +32,7 @@ __all__ = [
     "WRITERS",
     "ImportOutcome",
     "UpsertResult",
+    "ValueRow",
     "check_period",
     "check_source",
     "delete_value",
@@ -48,6 +49,10 @@ __all__ = [
 
 PERIOD_RE = re.compile(r"^\d{4}(-(Q[1-4]|H[12]|0[1-9]|1[0-2]))?$")
 MODES = ("per_row", "all_or_nothing")
+# A value to write: (indicator_code, region_code, value, note), or with its source as well.
+ValueRow = (
+    tuple[str, str, float | None, str | None] | tuple[str, str, float | None, str | None, str]
+)
 
 
 @dataclass
@@ -258,8 +263,8 @@ def upsert_values(
     *,
     system_id: int,
     period: str,
-    source: str,
-    rows: Iterable[tuple[str, str, float | None, str | None]],
+    source: str | None,
+    rows: Iterable[ValueRow],
     actor: str,
     batch_id: int | None = None,
     on_behalf: bool = False,
@@ -268,7 +273,9 @@ def upsert_values(
     """Write already-validated values set-based (staging + INSERT … SELECT), with history.
 
     For callers inside the service (spatial roll-ups, values received from a child). Rows
-    are (indicator_code, region_code, value, note). Still refuses, all or nothing: a system
+    are (indicator_code, region_code, value, note) of ``source``, or, with ``source``
+    None, (indicator_code, region_code, value, note, source): one write for values of
+    several sources (a child's batch mixes them). Still refuses, all or nothing: a system
     that is not released (409), rows in a submitted/approved submission (409 locked), and
     rows that fail the checks (422 naming the row by its position from 1).
     ``owner_derived``: the rows include formula values as their owner node derived them;
@@ -280,7 +287,8 @@ def upsert_values(
     dialect.lock_period(session, system_id, period)
     system = released_system(session, system_id)
     check_period(period)
-    check_source(source)
+    if source is not None:
+        check_source(source)
     if batch_id is None:
         batch = _new_batch(
             session,
@@ -299,9 +307,12 @@ def upsert_values(
         batch = found
 
     def staged() -> Iterator[bulk.StageRow]:
-        for i, (code, region, value, note) in enumerate(rows, 1):
+        # A row's own source is checked with the others (validate_staged), as in imports.
+        for i, row in enumerate(rows, 1):
+            code, region, value, note = row[:4]
+            own = row[4] if len(row) > 4 else source
             number, bad = split_value(value)
-            yield (i, i, code or "", region or "", source, number, bad, "", note or "", "")
+            yield (i, i, code or "", region or "", own or "", number, bad, "", note or "", "")
 
     n = bulk.stage(session, dialect, staged())
     n_errors, _n_rows = bulk.validate_staged(

@@ -234,6 +234,8 @@ class _Prepared:
     batch: Batch
     body: bytes
     head: int
+    after: int  # the acknowledged seq the batch follows
+    last: int  # its last seq
 
 
 class SyncPusher(_Loop):
@@ -264,23 +266,28 @@ class SyncPusher(_Loop):
         ]
 
     def _prepare(self, stream: str) -> _Prepared | None:
+        """The next batch after the link's acknowledgement, if the link is due."""
         row = self._due(PUSH, stream)
         if row is None:
             return None
+        return self._read(stream, int(row.acked_seq))
+
+    def _read(self, stream: str, after: int) -> _Prepared | None:
+        """The batch of the next changes after seq ``after``, built and encoded."""
         s = self.tables.streams.c
         with self.db.session() as session:
             head, region = session.execute(
                 select(s.last_seq, s.region).where((s.direction == UP) & (s.stream == stream))
             ).one()
-            changes = read_stream(session, self.tables, UP, stream, row.acked_seq, self.batch_size)
+            changes = read_stream(session, self.tables, UP, stream, after, self.batch_size)
         if not changes:
             return None
-        if changes[0].seq != row.acked_seq + 1:
+        if changes[0].seq != after + 1:
             self._fail(
                 PUSH,
                 stream,
                 _Failure(
-                    f"本地发件箱缺少 {row.acked_seq + 1}..{changes[0].seq - 1}，已被清理 "
+                    f"本地发件箱缺少 {after + 1}..{changes[0].seq - 1}，已被清理 "
                     "(outbox rows after the parent's ack were pruned)",
                     permanent=True,
                 ),
@@ -296,9 +303,11 @@ class SyncPusher(_Loop):
         )
         # Under READ COMMITTED the rows may include changes committed after the head was
         # read (a relay appending meanwhile): the head is at least the last row sent.
-        return _Prepared(stream, batch, batch.encode(), max(int(head), changes[-1].seq))
+        last = changes[-1].seq
+        return _Prepared(stream, batch, batch.encode(), max(int(head), last), after, last)
 
-    def _settle(self, prepared: _Prepared, answer: Any) -> int:
+    def _settle(self, prepared: _Prepared, answer: Any) -> int | None:
+        """Record the parent's acknowledgement; returns it (None: the answer is a failure)."""
         stream = prepared.stream
         acks = answer.get("acks") if isinstance(answer, dict) else None
         ack = acks.get(stream) if isinstance(acks, dict) else None
@@ -306,7 +315,7 @@ class SyncPusher(_Loop):
             self._fail(
                 PUSH, stream, _Failure(f"应答缺少确认序号 (no ack in {answer!r:.200})", True)
             )
-            return 0
+            return None
         if ack > prepared.head:
             # The parent holds seqs this node has not written: one of them was restored from
             # a backup. Sending on would reuse seqs the parent would drop as duplicates.
@@ -320,7 +329,7 @@ class SyncPusher(_Loop):
                 ),
                 at_once=True,
             )
-            return 0
+            return None
         with self.db.session(write=True) as session:
             before = cursor(session, self.tables, PUSH, self.link, stream)
             note_success(session, self.tables, PUSH, self.link, stream, acked_seq=ack)
@@ -328,23 +337,40 @@ class SyncPusher(_Loop):
             log.warning(
                 "parent re-acknowledged %s at %s < %s: resending", stream, ack, before.acked_seq
             )
-        return max(0, ack - (before.acked_seq if before is not None else 0))
+        return ack
 
     async def push_stream(self, stream: str) -> int:
-        """Push one origin stream until it is caught up or a batch fails."""
+        """Push one origin stream until it is caught up or a batch fails.
+
+        While a batch is in flight the next one is read and encoded; it goes out as soon as
+        the parent acknowledges the whole batch before it (otherwise it is dropped and the
+        stream is read again from the acknowledgement).
+        """
         moved = 0
-        while True:
-            prepared = await asyncio.to_thread(self._prepare, stream)
-            if prepared is None:
-                return moved
-            answer = await self._post(PUSH_PATH, prepared.body)
-            if isinstance(answer, _Failure):
-                await asyncio.to_thread(self._fail, PUSH, stream, answer)
-                return moved
-            advanced = await asyncio.to_thread(self._settle, prepared, answer)
-            if advanced <= 0:
-                return moved
-            moved += advanced
+        prepared = await asyncio.to_thread(self._prepare, stream)
+        while prepared is not None:
+            ahead = asyncio.ensure_future(asyncio.to_thread(self._read, stream, prepared.last))
+            try:
+                answer = await self._post(PUSH_PATH, prepared.body)
+                if isinstance(answer, _Failure):
+                    await asyncio.to_thread(self._fail, PUSH, stream, answer)
+                    return moved
+                ack = await asyncio.to_thread(self._settle, prepared, answer)
+                if ack is None or ack <= prepared.after:
+                    return moved
+                moved += ack - prepared.after
+                following = await ahead
+            finally:
+                if not ahead.done():
+                    ahead.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await ahead
+            prepared = (
+                following
+                if ack == prepared.last
+                else await asyncio.to_thread(self._prepare, stream)
+            )
+        return moved
 
     async def run_once(self) -> int:
         """Push every due stream; returns how many changes the parent acknowledged."""

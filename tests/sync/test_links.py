@@ -198,6 +198,52 @@ def test_a_lost_ack_means_a_resend_that_is_applied_once(
     assert city.snapshot()[("360121", "v3")] == 33.0
 
 
+class ShortAcks(httpx.AsyncBaseTransport):
+    """Delivers batches; the first answer acknowledges less than the batch held (as a
+    parent that lost part of it would). Records the seqs each batch starts and ends with."""
+
+    def __init__(self, short_by: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.short_by = short_by
+        self.sent: list[tuple[int, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        seqs = [c["seq"] for c in json.loads(request.content)["changes"]]
+        self.sent.append((seqs[0], seqs[-1]))
+        response = await self.inner.handle_async_request(request)
+        body = json.loads(await response.aread())
+        if self.short_by:
+            body["acks"] = {k: v - self.short_by for k, v in body["acks"].items()}
+            self.short_by = 0
+        return httpx.Response(response.status_code, json=body)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_the_batch_read_ahead_is_dropped_when_the_ack_falls_short(
+    servers: list[LiveServer], city: TinyNode, county: TinyNode
+) -> None:
+    county.enter(values("360121", 12))
+    registry = Registry()
+    registry.register("node-360121", "360121", COUNTY_SECRET)
+    server = serve(servers, city, registry, relay=False)
+    transport = ShortAcks(short_by=2)
+
+    async def scenario() -> int:
+        async with httpx.AsyncClient(transport=transport) as client:
+            push = pusher(county, server.url, COUNTY_SECRET, batch_size=5, client=client)
+            return await push.run_once()
+
+    # 1..5 acknowledged up to 3 only: the batch read ahead (6..10) is not sent; the stream
+    # goes on from 4, and the city applies each change once.
+    assert asyncio.run(scenario()) == 12
+    assert transport.sent == [(1, 5), (4, 8), (9, 12)]
+    assert city.applied_changes() == [("node-360121", s) for s in range(1, 13)]
+    assert city.snapshot() == county.snapshot()
+    assert status(county, "push", "node-360121").last_acked_seq == 12
+
+
 def test_a_revoked_credential_dead_letters_the_link_and_drops_nothing(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:

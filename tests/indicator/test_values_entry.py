@@ -12,6 +12,7 @@ from shared.settings import NodeSettings
 from tests.conftest import identity_headers
 from tests.indicator.values_builders import (
     COMMUNITIES,
+    create_system,
     node_session,
     system_id,
     values_of,
@@ -236,3 +237,23 @@ def test_outliers_against_the_regions_history(
     assert fresh["flags"] is None
     with node_session(node_settings) as s:
         assert s.query(IndicatorValue).filter(IndicatorValue.period == "2025").count() == 2
+
+
+def test_history_counts_every_system_version_of_an_earlier_period(
+    indicator_client: TestClient, node_settings: NodeSettings, system_id: int
+) -> None:
+    # Two earlier periods, but 2024 was entered under two versions of the system: the key
+    # has three earlier values, enough for a verdict (min_history 3).
+    with node_session(node_settings) as s:
+        v2 = create_system(s, version=2)
+    for sid, period, value in ((system_id, "2023", 10), (system_id, "2024", 11), (v2, "2024", 12)):
+        assert put(indicator_client, sid, value=value, period=period).status_code == 201
+    r = put(indicator_client, v2, value=60, period="2025")
+    assert r.status_code == 201
+    outlier = r.json()["flags"]["outlier"]
+    assert (outlier["n"], outlier["median"], outlier["mad"]) == (3, 11, 1)
+    # A region with two earlier values only gets no verdict, however far off it is.
+    for period, value in (("2023", 10), ("2024", 11)):
+        put(indicator_client, system_id, value=value, period=period, region_code=COMMUNITIES[1])
+    r = put(indicator_client, v2, value=600, period="2025", region_code=COMMUNITIES[1])
+    assert r.status_code == 201 and r.json()["flags"] is None

@@ -482,9 +482,9 @@ def compute_flags(
 ) -> FlagCounts:
     """Recompute outlier and source-disagreement flags around the values the last apply wrote.
 
-    Cheap questions first (is there any earlier period, any other source, any flag on a
-    changed value?) so that an import with nothing to compare against never pays for
-    the comparison. Counterparts in other sources are rechecked too, so that a
+    Cheap questions first (are there enough earlier periods for a history, any other
+    source, any flag on a changed value?) so that an import with nothing to compare
+    against never pays for the comparison. Counterparts in other sources are rechecked too, so that a
     disagreement resolved by this write is cleared on both sides and a new one is
     flagged on both sides (both values are kept).
     """
@@ -493,13 +493,19 @@ def compute_flags(
     if not sources:
         return FlagCounts()
     p = {"sid": system_id, "period": period, "tol": tolerance}
-    earlier = session.execute(
+    # A key holds at most one value per system version and period, so the earlier (system,
+    # period) pairs of the same granularity bound any key's history: below min_history no
+    # value can be judged an outlier. They are read from the import log (every write has
+    # a batch); the values have no index leading with period, and asking them "is there
+    # any earlier period" scanned the whole table while there was none.
+    history_bound = session.execute(
         text(
-            "SELECT 1 FROM indicator_values WHERE period < :period "
-            "AND length(period) = length(:period) LIMIT 1"
+            "SELECT count(*) FROM (SELECT DISTINCT system_id, period FROM import_batches "
+            "WHERE period < :period AND length(period) = length(:period)) p"
         ),
         {"period": period},
-    ).first()
+    ).scalar_one()
+    earlier = int(history_bound) >= max(min_history, 1)
     # Which other sources exist decides whether any pair can disagree at all.
     multi = len(sources) > 1 or bool(
         session.execute(

@@ -198,27 +198,40 @@ def test_a_lost_ack_means_a_resend_that_is_applied_once(
     assert city.snapshot()[("360121", "v3")] == 33.0
 
 
-class ShortAcks(httpx.AsyncBaseTransport):
-    """Delivers batches; the first answer acknowledges less than the batch held (as a
-    parent that lost part of it would). Records the seqs each batch starts and ends with."""
+class RewriteAnswers(httpx.AsyncBaseTransport):
+    """A man in the middle between a node and its parent that rewrites JSON answers."""
 
-    def __init__(self, short_by: int) -> None:
+    def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
-        self.short_by = short_by
-        self.sent: list[tuple[int, int]] = []
+
+    def rewrite(self, request: httpx.Request, body: dict[str, Any]) -> None:
+        raise NotImplementedError
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        seqs = [c["seq"] for c in json.loads(request.content)["changes"]]
-        self.sent.append((seqs[0], seqs[-1]))
         response = await self.inner.handle_async_request(request)
         body = json.loads(await response.aread())
-        if self.short_by:
-            body["acks"] = {k: v - self.short_by for k, v in body["acks"].items()}
-            self.short_by = 0
+        self.rewrite(request, body)
         return httpx.Response(response.status_code, json=body)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class ShortAcks(RewriteAnswers):
+    """The first answer acknowledges less than the batch held (as a parent that lost part
+    of it would). Records the seqs each batch starts and ends with."""
+
+    def __init__(self, short_by: int) -> None:
+        super().__init__()
+        self.short_by = short_by
+        self.sent: list[tuple[int, int]] = []
+
+    def rewrite(self, request: httpx.Request, body: dict[str, Any]) -> None:
+        seqs = [c["seq"] for c in json.loads(request.content)["changes"]]
+        self.sent.append((seqs[0], seqs[-1]))
+        if self.short_by:
+            body["acks"] = {k: v - self.short_by for k, v in body["acks"].items()}
+            self.short_by = 0
 
 
 def test_the_batch_read_ahead_is_dropped_when_the_ack_falls_short(
@@ -529,22 +542,13 @@ def test_a_commit_wakes_the_pushers_so_a_change_crosses_two_tiers_fast(
     assert province.snapshot() == county.snapshot()
 
 
-class TamperAnswers(httpx.AsyncBaseTransport):
-    """A man in the middle that rewrites the catalog in the parent's answers."""
+class TamperAnswers(RewriteAnswers):
+    """Rewrites the catalog in the parent's answers."""
 
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        body = json.loads(await response.aread())
+    def rewrite(self, request: httpx.Request, body: dict[str, Any]) -> None:
         for change in body.get("batch", {}).get("changes", []):
             if change["entity"] == "catalog":
                 change["payload"]["indicators"] = ["FORGED"]
-        return httpx.Response(response.status_code, json=body)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def test_a_tampered_catalog_is_refused_and_the_pull_dead_letters(

@@ -484,9 +484,9 @@ def compute_flags(
 
     Cheap questions first (are there enough earlier periods for a history, any other
     source, any flag on a changed value?) so that an import with nothing to compare
-    against never pays for the comparison. Counterparts in other sources are rechecked too, so that a
-    disagreement resolved by this write is cleared on both sides and a new one is
-    flagged on both sides (both values are kept).
+    against never pays for the comparison. Counterparts in other sources are rechecked
+    too, so that a disagreement resolved by this write is cleared on both sides and a new
+    one is flagged on both sides (both values are kept).
     """
     written = f"{APPLY} a WHERE a.action IN ('create', 'update')"
     sources = [r[0] for r in session.execute(text(f"SELECT DISTINCT a.source FROM {written}"))]

@@ -228,6 +228,12 @@ class _Loop:
         return row
 
 
+def _collect(future: asyncio.Future[Any]) -> None:
+    """Retrieve a background future's outcome (an exception is logged, not lost)."""
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("reading ahead failed: %r", exc)
+
+
 @dataclass(frozen=True)
 class _Prepared:
     stream: str
@@ -350,26 +356,24 @@ class SyncPusher(_Loop):
         prepared = await asyncio.to_thread(self._prepare, stream)
         while prepared is not None:
             ahead = asyncio.ensure_future(asyncio.to_thread(self._read, stream, prepared.last))
-            try:
-                answer = await self._post(PUSH_PATH, prepared.body)
-                if isinstance(answer, _Failure):
-                    await asyncio.to_thread(self._fail, PUSH, stream, answer)
-                    return moved
-                ack = await asyncio.to_thread(self._settle, prepared, answer)
-                if ack is None or ack <= prepared.after:
-                    return moved
-                moved += ack - prepared.after
-                following = await ahead
-            finally:
-                if not ahead.done():
-                    ahead.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await ahead
-            prepared = (
-                following
-                if ack == prepared.last
-                else await asyncio.to_thread(self._prepare, stream)
-            )
+            # Whatever becomes of the batch in flight (even a cancelled pusher), the
+            # read-ahead's outcome is collected; its thread cannot be interrupted.
+            ahead.add_done_callback(_collect)
+            answer = await self._post(PUSH_PATH, prepared.body)
+            if isinstance(answer, _Failure):
+                ahead.cancel()
+                await asyncio.to_thread(self._fail, PUSH, stream, answer)
+                return moved
+            ack = await asyncio.to_thread(self._settle, prepared, answer)
+            if ack is None or ack <= prepared.after:
+                ahead.cancel()
+                return moved
+            moved += ack - prepared.after
+            if ack == prepared.last:
+                prepared = await ahead
+            else:
+                ahead.cancel()
+                prepared = await asyncio.to_thread(self._prepare, stream)
         return moved
 
     async def run_once(self) -> int:

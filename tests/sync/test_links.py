@@ -91,6 +91,16 @@ def values(prefix: str, n: int, start: int = 0) -> dict[tuple[str, str], float]:
     return {(prefix, f"v{i}"): float(i) for i in range(start, start + n)}
 
 
+def county_to_city(
+    servers: list[LiveServer], city: TinyNode, county: TinyNode, n: int
+) -> LiveServer:
+    """The county holds ``n`` values; the city, registered as its parent, is serving."""
+    county.enter(values("360121", n))
+    registry = Registry()
+    registry.register("node-360121", "360121", COUNTY_SECRET)
+    return serve(servers, city, registry, relay=False)
+
+
 def test_parent_down_then_up_backs_off_then_delivers_everything_once(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:
@@ -150,11 +160,24 @@ def test_parent_down_then_up_backs_off_then_delivers_everything_once(
     assert sorted(city.applied_changes()) == [("node-360121", s) for s in range(1, 31)]
 
 
-class LoseAnswers(httpx.AsyncBaseTransport):
+class Middleman(httpx.AsyncBaseTransport):
+    """Sits between a node and its parent; passes everything on unless a subclass meddles."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class LoseAnswers(Middleman):
     """Delivers requests but loses the first answers, as a connection reset would."""
 
     def __init__(self, lose: int) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+        super().__init__()
         self.lose = lose
         self.delivered = 0
 
@@ -166,9 +189,6 @@ class LoseAnswers(httpx.AsyncBaseTransport):
             self.lose -= 1
             raise httpx.ReadError("connection reset after delivery", request=request)
         return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def test_a_lost_ack_means_a_resend_that_is_applied_once(
@@ -198,11 +218,8 @@ def test_a_lost_ack_means_a_resend_that_is_applied_once(
     assert city.snapshot()[("360121", "v3")] == 33.0
 
 
-class RewriteAnswers(httpx.AsyncBaseTransport):
-    """A man in the middle between a node and its parent that rewrites JSON answers."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+class RewriteAnswers(Middleman):
+    """Rewrites the parent's JSON answers."""
 
     def rewrite(self, request: httpx.Request, body: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -212,9 +229,6 @@ class RewriteAnswers(httpx.AsyncBaseTransport):
         body = json.loads(await response.aread())
         self.rewrite(request, body)
         return httpx.Response(response.status_code, json=body)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class ShortAcks(RewriteAnswers):
@@ -237,10 +251,7 @@ class ShortAcks(RewriteAnswers):
 def test_the_batch_read_ahead_is_dropped_when_the_ack_falls_short(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:
-    county.enter(values("360121", 12))
-    registry = Registry()
-    registry.register("node-360121", "360121", COUNTY_SECRET)
-    server = serve(servers, city, registry, relay=False)
+    server = county_to_city(servers, city, county, 12)
     transport = ShortAcks(short_by=2)
 
     async def scenario() -> int:
@@ -255,6 +266,40 @@ def test_the_batch_read_ahead_is_dropped_when_the_ack_falls_short(
     assert city.applied_changes() == [("node-360121", s) for s in range(1, 13)]
     assert city.snapshot() == county.snapshot()
     assert status(county, "push", "node-360121").last_acked_seq == 12
+
+
+class SlowAnswers(Middleman):
+    """Holds every request for a long time before passing it on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.set()
+        await asyncio.sleep(30)
+        return await super().handle_async_request(request)
+
+
+def test_a_pusher_stops_at_once_with_a_batch_in_flight(
+    servers: list[LiveServer], city: TinyNode, county: TinyNode
+) -> None:
+    server = county_to_city(servers, city, county, 12)
+
+    async def scenario() -> float:
+        transport = SlowAnswers()
+        async with httpx.AsyncClient(transport=transport) as client:
+            push = pusher(county, server.url, COUNTY_SECRET, batch_size=5, client=client)
+            async with push.running():
+                await asyncio.wait_for(transport.sent.wait(), 10)
+                await asyncio.sleep(0.2)  # the next batch is being read meanwhile
+                start = time.monotonic()
+            return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 2.0
+    # Nothing was acknowledged: the next pusher starts from the beginning.
+    assert status(county, "push", "node-360121").last_acked_seq == 0
+    assert city.applied_changes() == []
 
 
 def test_a_revoked_credential_dead_letters_the_link_and_drops_nothing(

@@ -234,6 +234,11 @@ def _collect(future: asyncio.Future[Any]) -> None:
         log.warning("reading ahead failed: %r", exc)
 
 
+def _drop(ahead: asyncio.Future[Any] | None) -> None:
+    if ahead is not None:
+        ahead.cancel()
+
+
 @dataclass(frozen=True)
 class _Prepared:
     stream: str
@@ -355,26 +360,34 @@ class SyncPusher(_Loop):
         moved = 0
         prepared = await asyncio.to_thread(self._prepare, stream)
         while prepared is not None:
-            ahead = asyncio.ensure_future(asyncio.to_thread(self._read, stream, prepared.last))
-            # Whatever becomes of the batch in flight (even a cancelled pusher), the
-            # read-ahead's outcome is collected; its thread cannot be interrupted.
-            ahead.add_done_callback(_collect)
+            ahead = self._read_ahead(prepared)
             answer = await self._post(PUSH_PATH, prepared.body)
             if isinstance(answer, _Failure):
-                ahead.cancel()
+                _drop(ahead)
                 await asyncio.to_thread(self._fail, PUSH, stream, answer)
                 return moved
             ack = await asyncio.to_thread(self._settle, prepared, answer)
             if ack is None or ack <= prepared.after:
-                ahead.cancel()
+                _drop(ahead)
                 return moved
             moved += ack - prepared.after
             if ack == prepared.last:
-                prepared = await ahead
+                prepared = None if ahead is None else await ahead
             else:
-                ahead.cancel()
+                _drop(ahead)
                 prepared = await asyncio.to_thread(self._prepare, stream)
         return moved
+
+    def _read_ahead(self, prepared: _Prepared) -> asyncio.Future[_Prepared | None] | None:
+        """Start reading the batch after ``prepared`` (None: the stream ended with it when
+        it was read; a change recorded since is taken by the next pass)."""
+        if prepared.head <= prepared.last:
+            return None
+        ahead = asyncio.ensure_future(asyncio.to_thread(self._read, prepared.stream, prepared.last))
+        # Whatever becomes of the batch in flight (even a cancelled pusher), the
+        # read-ahead's outcome is collected; its thread cannot be interrupted.
+        ahead.add_done_callback(_collect)
+        return ahead
 
     async def run_once(self) -> int:
         """Push every due stream; returns how many changes the parent acknowledged."""

@@ -242,23 +242,22 @@ class Bench:
                     i += 1
         return ("\n".join(lines) + "\n").encode()
 
+    def _position(self, code: str, column: Any) -> int:
+        """A seq kept at node ``code`` for the county's up stream (``column`` of its row)."""
+        t = column.table.c
+        with self.database(code).session() as session:
+            value = session.execute(
+                select(column).where((t.direction == UP) & (t.stream == f"node-{COUNTY}"))
+            ).scalar()
+        return int(value or 0)
+
     def county_head(self) -> int:
         """The county's last recorded seq (its own up stream's head)."""
-        t = SYNC.streams.c
-        with self.database(COUNTY).session() as session:
-            head = session.execute(
-                select(t.last_seq).where((t.direction == UP) & (t.stream == f"node-{COUNTY}"))
-            ).scalar()
-        return int(head or 0)
+        return self._position(COUNTY, SYNC.streams.c.last_seq)
 
     def acked_at_province(self) -> int:
         """What the province has applied of the county's stream (its inbox row)."""
-        t = SYNC.inbox.c
-        with self.database(PROVINCE).session() as session:
-            applied = session.execute(
-                select(t.applied_seq).where((t.direction == UP) & (t.stream == f"node-{COUNTY}"))
-            ).scalar()
-        return int(applied or 0)
+        return self._position(PROVINCE, SYNC.inbox.c.applied_seq)
 
     def wait_province(self, timeout: float) -> float:
         """Poll until the province applied the county's head; returns the moment it was

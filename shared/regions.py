@@ -78,11 +78,13 @@ def parent_of(code: str) -> str | None:
     return code[:9]
 
 
+@lru_cache(maxsize=65536)
 def contains(scope: str, code: str) -> bool:
-    """Whether region ``code`` is ``scope`` itself or lies below it."""
+    """Whether region ``code`` is ``scope`` itself or lies below it (cached: asked for every
+    row of a sync batch, about the few hundred regions it covers)."""
     if not (is_valid_code(scope) and is_valid_code(code)):
         return False
-    return code.startswith(prefix_of(scope))  # cached: checked for every row of a batch
+    return code.startswith(prefix_of(scope))
 
 
 def tier_of(code: str) -> str:

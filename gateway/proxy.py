@@ -56,6 +56,7 @@ _DROP = frozenset(
         b"authorization",
         b"x-api-key",
         b"x-checkup-identity",
+        b"x-checkup-batch",  # what the gateway verified of a sync batch (shared.sync.wire)
         b"x-request-id",
         b"x-forwarded-for",
     }

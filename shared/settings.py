@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.regions import is_valid_code, tier_of
@@ -109,6 +109,8 @@ class NodeSettings(BaseSettings):
     node_credential: SecretStr | None = None
     sync_poll_interval_s: float = 0.5
     sync_batch_size: int = 5000
+    # Batches of a stream in flight at once (the next is sent while the parent applies one).
+    sync_push_window: int = Field(default=2, ge=1)
     sync_dead_letter_after: int = 5
     sync_backoff_cap_s: float = 300.0
     # Credential rotation at the parent: how long the replaced secret stays valid.

@@ -61,6 +61,7 @@ from shared.sync.tables import (
     drop_sync_tables,
 )
 from shared.sync.wire import (
+    BATCH_HEADER,
     BROADCAST,
     Batch,
     Change,
@@ -81,6 +82,7 @@ from shared.sync.wire import (
 
 __all__ = [
     "ACTIVE",
+    "BATCH_HEADER",
     "BROADCAST",
     "DEAD_LETTER",
     "INTERNAL_BASE",

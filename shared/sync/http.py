@@ -18,7 +18,7 @@ from shared.sync.node import SyncNode
 from shared.sync.receiver import Appliers, receive_batch, serve_pull
 from shared.sync.status import sync_status
 from shared.sync.tables import SyncTables
-from shared.sync.wire import parse_batch, parse_pull
+from shared.sync.wire import BATCH_HEADER, Batch, parse_batch, parse_batch_header, parse_pull
 
 __all__ = [
     "INTERNAL_BASE",
@@ -50,6 +50,9 @@ class PeerCredential:
     # True when the gateway has verified the MAC with the secret it keeps; the service
     # then checks everything else (digest, replay, scope, content).
     verified_upstream: bool = False
+    # What the gateway verified the MAC over (batch id, digest, timestamp; BATCH_HEADER):
+    # the body must be that batch.
+    signed: tuple[str, str, str] | None = None
 
     def secret_for_check(self) -> tuple[str, ...] | None:
         if self.verified_upstream:
@@ -57,6 +60,14 @@ class PeerCredential:
         if not self.secrets:
             raise BadSignature(f"节点 {self.node_id} 没有可用的凭据 (no credential to verify)")
         return self.secrets
+
+    def check_signed(self, batch: Batch) -> None:
+        """Refuse a batch other than the one whose MAC the gateway verified."""
+        if self.verified_upstream and self.signed != batch.signed_fields():
+            raise BadSignature(
+                f"批次 {batch.batch_id} 与网关验证签名的批次头不符 "
+                "(the body is not the batch whose MAC the gateway verified)"
+            )
 
 
 # (request, claimed node id) → the node's credential; raises UnknownNode / CredentialRevoked.
@@ -71,7 +82,9 @@ def from_gateway_identity(request: Request, claimed: str) -> PeerCredential:
             f"同步请求须经网关以节点身份转发 (sync requests come through the gateway as node "
             f"{claimed})"
         )
-    return PeerCredential(identity.node, identity.region, verified_upstream=True)
+    header = request.headers.get(BATCH_HEADER)
+    signed = None if header is None else parse_batch_header(header).signed_fields()
+    return PeerCredential(identity.node, identity.region, verified_upstream=True, signed=signed)
 
 
 def _app_database(request: Request) -> Database:
@@ -120,6 +133,7 @@ def sync_router(
         db = database(request)
         try:
             credential = _credential(request, batch.sender)
+            credential.check_signed(batch)
             with db.session(write=True) as session:
                 result = receive_batch(
                     session,

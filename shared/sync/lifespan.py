@@ -98,7 +98,14 @@ def upward_lifespan(
             "backoff": Backoff(0.5, settings.sync_backoff_cap_s),
             "dead_letter_after": settings.sync_dead_letter_after,
         }
-        pusher = SyncPusher(db, tables, node, poll_interval_s=settings.sync_poll_interval_s, **link)
+        pusher = SyncPusher(
+            db,
+            tables,
+            node,
+            poll_interval_s=settings.sync_poll_interval_s,
+            window=settings.sync_push_window,
+            **link,
+        )
         app.state.sync_pusher = pusher
         remove_hook = wake_on_commit(db.sessionmaker, pusher.wake)
         try:

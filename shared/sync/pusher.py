@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from shared.sync.outbox import DOWN, UP, read_stream
 from shared.sync.receiver import Appliers, RelayDown, apply_pulled
 from shared.sync.tables import SyncTables
 from shared.sync.wire import (
+    BATCH_HEADER,
     BROADCAST,
     Batch,
     PullRequest,
@@ -181,10 +183,12 @@ class _Loop:
             self._client_loop = loop
         return self._client
 
-    async def _post(self, path: str, body: bytes) -> Any | _Failure:
+    async def _post(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> Any | _Failure:
         client = self._http()
         url = self.parent_url + path.format(service=self.node.service)
-        headers = {**JSON_HEADERS, "x-checkup-node": self.node.node_id}
+        headers = {**JSON_HEADERS, "x-checkup-node": self.node.node_id, **(headers or {})}
         try:
             response = await client.post(url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
@@ -228,15 +232,18 @@ class _Loop:
         return row
 
 
-def _collect(future: asyncio.Future[Any]) -> None:
-    """Retrieve a background future's outcome (an exception is logged, not lost)."""
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.warning("reading ahead failed: %r", exc)
+def _cancel(sent: deque[tuple[_Prepared, asyncio.Task[Any]]]) -> None:
+    """Drop batches in flight: their answers are not waited for (the parent may still apply
+    them; it applies each change once, so sending them again later costs only time)."""
+    while sent:
+        post = sent.popleft()[1]
+        post.cancel()
+        post.add_done_callback(_retrieve)
 
 
-def _drop(ahead: asyncio.Future[Any] | None) -> None:
-    if ahead is not None:
-        ahead.cancel()
+def _retrieve(post: asyncio.Task[Any]) -> None:
+    if not post.cancelled() and (exc := post.exception()) is not None:
+        log.warning("a dropped batch failed: %r", exc)
 
 
 @dataclass(frozen=True)
@@ -244,13 +251,24 @@ class _Prepared:
     stream: str
     batch: Batch
     body: bytes
+    header: str  # BATCH_HEADER
     head: int
-    after: int  # the acknowledged seq the batch follows
+    after: int  # the seq it follows: acknowledged, or the last of the batch sent before it
     last: int  # its last seq
 
 
 class SyncPusher(_Loop):
-    """Pushes the outbox (this node's origin and every origin it relays) to the parent."""
+    """Pushes the outbox (this node's origin and every origin it relays) to the parent.
+
+    ``window``: how many batches of a stream may be in flight at once (1: each waits for
+    the answer to the one before).
+    """
+
+    def __init__(self, *args: Any, window: int = 2, **link: Any) -> None:
+        super().__init__(*args, **link)
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window = window
 
     def _pending_streams(self) -> list[str]:
         s = self.tables.streams.c
@@ -315,7 +333,9 @@ class SyncPusher(_Loop):
         # Under READ COMMITTED the rows may include changes committed after the head was
         # read (a relay appending meanwhile): the head is at least the last row sent.
         last = changes[-1].seq
-        return _Prepared(stream, batch, batch.encode(), max(int(head), last), after, last)
+        return _Prepared(
+            stream, batch, batch.encode(), batch.encode_header(), max(int(head), last), after, last
+        )
 
     def _settle(self, prepared: _Prepared, answer: Any) -> int | None:
         """Record the parent's acknowledgement; returns it (None: the answer is a failure)."""
@@ -353,41 +373,46 @@ class SyncPusher(_Loop):
     async def push_stream(self, stream: str) -> int:
         """Push one origin stream until it is caught up or a batch fails.
 
-        While a batch is in flight the next one is read and encoded; it goes out as soon as
-        the parent acknowledges the whole batch before it (otherwise it is dropped and the
-        stream is read again from the acknowledgement).
+        Up to ``window`` batches are in flight: the next one is read, encoded and sent while
+        the parent applies the one before (it applies a stream's changes in order and holds
+        any that arrive early). Answers are taken in the order the batches went out; an
+        acknowledgement other than the end of its batch, or a failure, drops the batches
+        sent after it, and the stream is read again from the acknowledgement.
         """
         moved = 0
-        prepared = await asyncio.to_thread(self._prepare, stream)
-        while prepared is not None:
-            ahead = self._read_ahead(prepared)
-            answer = await self._post(PUSH_PATH, prepared.body)
-            if isinstance(answer, _Failure):
-                _drop(ahead)
-                await asyncio.to_thread(self._fail, PUSH, stream, answer)
-                return moved
-            ack = await asyncio.to_thread(self._settle, prepared, answer)
-            if ack is None or ack <= prepared.after:
-                _drop(ahead)
-                return moved
-            moved += ack - prepared.after
-            if ack == prepared.last:
-                prepared = None if ahead is None else await ahead
-            else:
-                _drop(ahead)
-                prepared = await asyncio.to_thread(self._prepare, stream)
-        return moved
+        sent: deque[tuple[_Prepared, asyncio.Task[Any]]] = deque()
+        try:
+            following = await asyncio.to_thread(self._prepare, stream)
+            while following is not None or sent:
+                if following is not None and len(sent) < self.window:
+                    post = asyncio.ensure_future(
+                        self._post(PUSH_PATH, following.body, {BATCH_HEADER: following.header})
+                    )
+                    sent.append((following, post))
+                    following = await self._after(following)
+                    continue
+                prepared, post = sent.popleft()
+                answer = await post
+                if isinstance(answer, _Failure):
+                    await asyncio.to_thread(self._fail, PUSH, stream, answer)
+                    return moved
+                ack = await asyncio.to_thread(self._settle, prepared, answer)
+                if ack is None or ack <= prepared.after:
+                    return moved
+                moved += ack - prepared.after
+                if ack != prepared.last:
+                    _cancel(sent)
+                    following = await asyncio.to_thread(self._prepare, stream)
+            return moved
+        finally:
+            _cancel(sent)
 
-    def _read_ahead(self, prepared: _Prepared) -> asyncio.Future[_Prepared | None] | None:
-        """Start reading the batch after ``prepared`` (None: the stream ended with it when
-        it was read; a change recorded since is taken by the next pass)."""
+    async def _after(self, prepared: _Prepared) -> _Prepared | None:
+        """The batch after ``prepared`` (None: the stream ended with it when it was read; a
+        change recorded since is taken by the next pass)."""
         if prepared.head <= prepared.last:
             return None
-        ahead = asyncio.ensure_future(asyncio.to_thread(self._read, prepared.stream, prepared.last))
-        # Whatever becomes of the batch in flight (even a cancelled pusher), the
-        # read-ahead's outcome is collected; its thread cannot be interrupted.
-        ahead.add_done_callback(_collect)
-        return ahead
+        return await asyncio.to_thread(self._read, prepared.stream, prepared.last)
 
     async def run_once(self) -> int:
         """Push every due stream; returns how many changes the parent acknowledged."""

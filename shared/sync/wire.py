@@ -20,6 +20,7 @@ from shared.sync.errors import BadSignature, ClockSkew, DigestMismatch, Malforme
 from shared.sync.tables import ENTITY_LEN, KEY_LEN, NODE_LEN, OP_LEN
 
 __all__ = [
+    "BATCH_HEADER",
     "BROADCAST",
     "DEFAULT_MAX_SKEW_S",
     "MAX_BATCH_CHANGES",
@@ -36,6 +37,7 @@ __all__ = [
     "down_batch_id",
     "down_batch_prefix",
     "parse_batch",
+    "parse_batch_header",
     "parse_pull",
     "parse_pull_response",
     "sign_batch",
@@ -45,6 +47,10 @@ __all__ = [
 ]
 
 PROTOCOL = "checkup-sync-v1"
+# HTTP header repeating a pushed batch's header (every field but the changes), so that the
+# parent's gateway checks the credential and the MAC without parsing the changes; the
+# service then takes the batch only if its body carries the same id, digest and timestamp.
+BATCH_HEADER = "x-checkup-batch"
 BROADCAST = "*"  # the downward stream every child pulls (catalog releases)
 MAX_BATCH_CHANGES = 10_000
 DEFAULT_MAX_SKEW_S = 300.0
@@ -102,6 +108,24 @@ class Batch:
 
     def encode(self) -> bytes:
         return orjson.dumps(self.as_wire())
+
+    def encode_header(self) -> str:
+        """The BATCH_HEADER value: the batch without its changes, as compact JSON."""
+        return orjson.dumps(
+            {
+                "batch_id": self.batch_id,
+                "sender": self.sender,
+                "service": self.service,
+                "timestamp": self.timestamp,
+                "origins": self.origins,
+                "digest": self.digest,
+                "mac": self.mac,
+            }
+        ).decode()
+
+    def signed_fields(self) -> tuple[str, str, str]:
+        """What the MAC covers besides the protocol: id, digest, timestamp."""
+        return (self.batch_id, self.digest, self.timestamp)
 
 
 @dataclass(frozen=True)
@@ -289,6 +313,16 @@ def parse_batch(body: Mapping[str, Any] | bytes | str, *, header_only: bool = Fa
         digest=raw.digest,
         mac=raw.mac,
     )
+
+
+def parse_batch_header(value: bytes | str) -> Batch:
+    """A batch's header from BATCH_HEADER (a Batch without changes); 422 if malformed."""
+    data = _load(value)
+    if not isinstance(data, dict) or "changes" in data:
+        raise MalformedBatch(
+            f"{BATCH_HEADER} 须为不含 changes 的 JSON 对象 (must be a JSON object without changes)"
+        )
+    return parse_batch({**data, "changes": []}, header_only=True)
 
 
 def parse_pull(body: Mapping[str, Any] | bytes | str) -> PullRequest:

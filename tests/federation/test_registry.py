@@ -6,9 +6,20 @@ from sqlalchemy import select
 
 from gateway import nodes
 from gateway.node_models import NodeCredential
-from shared.sync import Change, build_batch
+from shared.sync import BATCH_HEADER, Batch, Change, build_batch
 from tests.federation.conftest import Tiers
 from tests.federation.helpers import gateway_db
+
+
+def city_batch(secret: str, changes: list[Change] | None = None) -> Batch:
+    """A batch of node-360100 (city 360100) about itself, signed with ``secret``."""
+    return build_batch(
+        sender="node-360100",
+        service="indicator",
+        origins={"node-360100": "360100"},
+        changes=changes or [],
+        secret=secret,
+    )
 
 
 def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
@@ -84,40 +95,43 @@ def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
         db.dispose()
 
     # A batch signed with a wrong secret is refused at the gateway with a reason.
-    batch = build_batch(
-        sender="node-360100",
-        service="indicator",
-        origins={"node-360100": "360100"},
-        changes=[],
-        secret="not-the-secret",
-    )
+    batch = city_batch("not-the-secret")
     r = anon.post("/api/v1/sync/indicator/batches", content=batch.encode())
     assert r.status_code == 401 and "sync-bad-signature" in r.json()["type"], r.text
     # Signed right, it passes the gateway; the service then judges the content (an entity
     # it does not know: rejected whole, naming the row).
-    ok = build_batch(
-        sender="node-360100",
-        service="indicator",
-        origins={"node-360100": "360100"},
-        changes=[
-            Change("node-360100", 1, "no_such_entity", "k", "upsert", {"region_code": "360100"})
-        ],
-        secret=first,
+    ok = city_batch(
+        first,
+        [Change("node-360100", 1, "no_such_entity", "k", "upsert", {"region_code": "360100"})],
     )
     r = anon.post("/api/v1/sync/indicator/batches", content=ok.encode())
     assert r.status_code == 422 and "sync-malformed" in r.json()["type"], r.text
     assert "no_such_entity" in str(r.json()["errors"])
+    # Pushers repeat the header in x-checkup-batch (the gateway then reads no changes): the
+    # same verdict. A body other than the batch that header signs is refused, even one
+    # signed right itself; so is a header without a valid signature or shape.
+    signed = {BATCH_HEADER: ok.encode_header()}
+    r = anon.post("/api/v1/sync/indicator/batches", content=ok.encode(), headers=signed)
+    assert r.status_code == 422 and "no_such_entity" in str(r.json()["errors"]), r.text
+    other = city_batch(first)
+    r = anon.post("/api/v1/sync/indicator/batches", content=other.encode(), headers=signed)
+    assert r.status_code == 401 and "sync-bad-signature" in r.json()["type"], r.text
+    assert "网关验证签名" in r.json()["detail"]
+    r = anon.post(
+        "/api/v1/sync/indicator/batches",
+        content=ok.encode(),
+        headers={BATCH_HEADER: batch.encode_header()},
+    )
+    assert r.status_code == 401 and "sync-bad-signature" in r.json()["type"], r.text
+    r = anon.post(
+        "/api/v1/sync/indicator/batches", content=ok.encode(), headers={BATCH_HEADER: "[1]"}
+    )
+    assert r.status_code == 422 and "sync-malformed" in r.json()["type"], r.text
 
     # Revoked: every secret stops at once, with the reason the child will see.
     r = admin.post("/api/v1/nodes/node-360100/revoke", json={"reason": "设备报废"})
     assert r.status_code == 200 and r.json()["state"] == "revoked"
-    again = build_batch(
-        sender="node-360100",
-        service="indicator",
-        origins={"node-360100": "360100"},
-        changes=[],
-        secret=second,
-    )
+    again = city_batch(second)
     r = anon.post("/api/v1/sync/indicator/batches", content=again.encode())
     assert r.status_code == 401 and "revoked" in r.json()["type"], r.text
     assert "设备报废" in r.json()["detail"]
@@ -137,13 +151,7 @@ def test_join_approve_pickup_rotate_revoke(tiers: Tiers) -> None:
     ]
     r = anon.post("/api/v1/sync/indicator/batches", content=again.encode())
     assert r.status_code == 401 and "sync-bad-signature" in r.json()["type"], r.text
-    fresh = build_batch(
-        sender="node-360100",
-        service="indicator",
-        origins={"node-360100": "360100"},
-        changes=ok.changes,
-        secret=third,
-    )
+    fresh = city_batch(third, ok.changes)
     r = anon.post("/api/v1/sync/indicator/batches", content=fresh.encode())
     assert r.status_code == 422 and "sync-malformed" in r.json()["type"], r.text
     r = admin.post("/api/v1/nodes/node-360100/reinstate")

@@ -94,34 +94,27 @@ class Batch:
     digest: str
     mac: str | None = None
 
-    def as_wire(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
+        """Every field but the changes."""
         return {
             "batch_id": self.batch_id,
             "sender": self.sender,
             "service": self.service,
             "timestamp": self.timestamp,
             "origins": self.origins,
-            "changes": [c.as_wire() for c in self.changes],
             "digest": self.digest,
             "mac": self.mac,
         }
+
+    def as_wire(self) -> dict[str, Any]:
+        return {**self.header(), "changes": [c.as_wire() for c in self.changes]}
 
     def encode(self) -> bytes:
         return orjson.dumps(self.as_wire())
 
     def encode_header(self) -> str:
         """The BATCH_HEADER value: the batch without its changes, as compact JSON."""
-        return orjson.dumps(
-            {
-                "batch_id": self.batch_id,
-                "sender": self.sender,
-                "service": self.service,
-                "timestamp": self.timestamp,
-                "origins": self.origins,
-                "digest": self.digest,
-                "mac": self.mac,
-            }
-        ).decode()
+        return orjson.dumps(self.header()).decode()
 
     def signed_fields(self) -> tuple[str, str, str]:
         """What the MAC covers besides the protocol: id, digest, timestamp."""
@@ -468,9 +461,7 @@ def verify_batch_mac(
     """The secret the batch is signed with; 401 if none matches or it is outside the window."""
     if batch.mac is None:
         raise BadSignature("同步批次未签名 (batch carries no MAC)")
-    secret = _matching(
-        secrets, batch.mac, lambda s: batch_mac(s, batch.batch_id, batch.digest, batch.timestamp)
-    )
+    secret = _matching(secrets, batch.mac, lambda s: batch_mac(s, *batch.signed_fields()))
     if secret is None:
         raise BadSignature(
             f"批次 {batch.batch_id} 的签名与节点 {batch.sender} 的凭据不符 "
@@ -518,4 +509,4 @@ def down_batch_id(stream: str, after: int) -> str:
 
 def sign_batch(batch: Batch, secret: str) -> Batch:
     """The batch with its MAC set (for a gateway that signs what its service built)."""
-    return replace(batch, mac=batch_mac(secret, batch.batch_id, batch.digest, batch.timestamp))
+    return replace(batch, mac=batch_mac(secret, *batch.signed_fields()))

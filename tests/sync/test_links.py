@@ -219,6 +219,12 @@ def test_a_lost_ack_means_a_resend_that_is_applied_once(
     assert city.snapshot()[("360121", "v3")] == 33.0
 
 
+def batch_span(request: httpx.Request) -> tuple[int, int]:
+    """The first and last seq of the batch a push request carries."""
+    seqs = [c["seq"] for c in json.loads(request.content)["changes"]]
+    return seqs[0], seqs[-1]
+
+
 class RewriteAnswers(Middleman):
     """Rewrites the parent's JSON answers."""
 
@@ -242,8 +248,7 @@ class ShortAcks(RewriteAnswers):
         self.sent: list[tuple[int, int]] = []
 
     def rewrite(self, request: httpx.Request, body: dict[str, Any]) -> None:
-        seqs = [c["seq"] for c in json.loads(request.content)["changes"]]
-        self.sent.append((seqs[0], seqs[-1]))
+        self.sent.append(batch_span(request))
         if self.short_by:
             body["acks"] = {k: v - self.short_by for k, v in body["acks"].items()}
             self.short_by = 0
@@ -314,9 +319,8 @@ class Staggered(Middleman):
         self.answers: list[dict[str, Any]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        seqs = [c["seq"] for c in json.loads(request.content)["changes"]]
         first = not self.sent
-        self.sent.append((seqs[0], seqs[-1]))
+        self.sent.append(batch_span(request))
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:

@@ -165,10 +165,17 @@ def test_faulty_links_duplicate_drop_delay_and_replay(process_tiers: ProcessTier
             assert min(counts.get(k, 0) for k in ("duplicated", "answer_dropped", "replayed")), (
                 counts
             )
-        # The approval travelled too, through the same faults.
-        with tiers.province.api() as c:
-            r = c.get(f"/api/v1/submissions/{tiers.system[PROVINCE]['id']}/{COUNTY_A}/{PERIOD}")
-            assert r.status_code == 200 and r.json()["state"] == "approved", r.text
+
+        # The approval travelled too, through the same faults (recorded after the values,
+        # it may still be on its way when they reconcile).
+        def approved_at_province() -> bool:
+            sid = tiers.system[PROVINCE]["id"]
+            with tiers.province.api() as c:
+                r = c.get(f"/api/v1/submissions/{sid}/{COUNTY_A}/{PERIOD}")
+            assert r.status_code == 200, r.text
+            return bool(r.json()["state"] == "approved")
+
+        wait_for(approved_at_province, what="the approval at the province")
     finally:
         lower.stop()
         upper.stop()

@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 MIGRATION_ORDER: tuple[ServiceName, ...] = ("indicator", "survey", "report", "gateway")
+# Young-generation threshold of the garbage collector in a served node (see ``serve``).
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def _factories() -> dict[str, Callable[[NodeSettings], FastAPI]]:
@@ -127,6 +129,12 @@ def serve(
     # full passes, which otherwise rescan it while a large batch or import is parsed.
     gc.collect()
     gc.freeze()
+    # A sync batch or an import holds some 100,000 containers while it is handled. With
+    # the default threshold (700), a city relaying 100,000 changes ran 2,140 young, 194
+    # middle and 17 full passes (~70 ms each): 2.2 s of its CPU. Nearly all garbage goes
+    # by reference counting; cycles are still collected, once GC_YOUNG_THRESHOLD
+    # containers have piled up.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
     uvicorn.run(
         app,
         host=host,

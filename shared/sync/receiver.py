@@ -9,7 +9,7 @@ from functools import cache
 from itertools import groupby
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -58,12 +58,14 @@ class Applier:
     ``apply`` gets consecutive changes of the entity in seq order (the same key may occur
     several times: later wins) and should write them set-based. ``region_of`` names the
     region a payload describes (None only for downward messages not bound to a region,
-    such as catalog releases). ``schema`` validates each payload before anything applies.
+    such as catalog releases). ``schema`` (a pydantic model, or a TypedDict where thousands
+    of payloads a batch must be checked quickly) validates each payload before anything
+    applies.
     """
 
     apply: Callable[[Session, list[Change]], None]
     region_of: Callable[[Mapping[str, Any]], str | None]
-    schema: type[BaseModel] | None = None
+    schema: type | None = None
     ops: frozenset[str] | None = None
 
 
@@ -110,7 +112,7 @@ def _op_errors(row: int, applier: Applier, change: Change) -> list[dict[str, Any
 
 
 @cache
-def _list_of(schema: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
+def _list_of(schema: type) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[schema])  # type: ignore[valid-type]
 
 

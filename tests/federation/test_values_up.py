@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from checkup.sample_data import sample_values, to_csv
 from services.indicator.values.models import IndicatorValue
-from shared.sync import build_batch, read_stream
+from shared.sync import Change, build_batch, read_stream
 from tests.federation.conftest import LiveNode, Tiers
 from tests.federation.helpers import (
     checksum,
@@ -107,6 +107,29 @@ def test_county_values_reach_every_tier_once(tiers: Tiers) -> None:
         r = c.post("/api/v1/sync/indicator/batches", content=batch.encode())
         assert r.status_code == 200, r.text
         assert r.json()["applied"] == 0 and r.json()["duplicates"] == len(changes)
+    assert _same_everywhere(tiers, system["key"], "2025") == again
+
+    # Value payloads that do not hold: the batch is refused whole, naming row and field.
+    last = changes[-1]
+    good = Change(last.origin, last.seq + 1, last.entity, last.key, "upsert", dict(last.payload))
+    no_number = Change(
+        last.origin, last.seq + 2, last.entity, last.key, "upsert", {**last.payload, "value": "多"}
+    )
+    no_period = {k: v for k, v in last.payload.items() if k != "period"}
+    no_period_change = Change(last.origin, last.seq + 3, last.entity, last.key, "upsert", no_period)
+    bad = build_batch(
+        sender="node-360121",
+        service="indicator",
+        origins={"node-360121": COUNTY},
+        changes=[good, no_number, no_period_change],
+        secret=secret,
+    )
+    with tiers.city.client() as c:
+        r = c.post("/api/v1/sync/indicator/batches", content=bad.encode())
+    assert r.status_code == 422, r.text
+    assert r.json()["type"].endswith("/sync-malformed")
+    named = {(e["row"], e["field"]) for e in r.json()["errors"]}
+    assert {(1, "payload.value"), (2, "payload.period")} <= named
     assert _same_everywhere(tiers, system["key"], "2025") == again
 
 

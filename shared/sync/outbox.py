@@ -8,18 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import (
-    CursorResult,
-    Select,
-    Text,
-    delete,
-    func,
-    insert,
-    literal,
-    select,
-    update,
-)
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import CursorResult, Select, Text, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -256,7 +245,7 @@ def read_stream(
     # The payload as text, parsed here with orjson: a third faster than the driver's JSON
     # loading per row, for a batch of thousands.
     rows = session.execute(
-        select(o.seq, o.entity, o.entity_key, o.op, sql_cast(o.payload, Text))
+        select(o.seq, o.entity, o.entity_key, o.op, o.payload.cast(Text))
         .where((o.direction == direction) & (o.stream == stream) & (o.seq > after))
         .order_by(o.seq)
         .limit(limit)

@@ -34,7 +34,6 @@ from shared.sync.tables import SyncTables
 from shared.sync.wire import (
     BATCH_HEADER,
     BROADCAST,
-    Batch,
     PullRequest,
     build_batch,
     build_pull,
@@ -249,7 +248,6 @@ def _retrieve(post: asyncio.Task[Any]) -> None:
 @dataclass(frozen=True)
 class _Prepared:
     stream: str
-    batch: Batch
     body: bytes
     header: str  # BATCH_HEADER
     head: int
@@ -334,7 +332,7 @@ class SyncPusher(_Loop):
         # read (a relay appending meanwhile): the head is at least the last row sent.
         last = changes[-1].seq
         return _Prepared(
-            stream, batch, batch.encode(), batch.encode_header(), max(int(head), last), after, last
+            stream, batch.encode(), batch.encode_header(), max(int(head), last), after, last
         )
 
     def _settle(self, prepared: _Prepared, answer: Any) -> int | None:

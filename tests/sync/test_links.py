@@ -239,17 +239,26 @@ class RewriteAnswers(Middleman):
 
 
 class ShortAcks(RewriteAnswers):
-    """The first answer acknowledges less than the batch held (as a parent that lost part
-    of it would). Records the seqs each batch starts and ends with."""
+    """The answer to the first batch (from seq 1) acknowledges less than the batch held (as
+    a parent that lost part of it would). Records the seqs each batch starts and ends with,
+    in the order they are sent, and delivers them one at a time in that order (a batch
+    that overtook the first would be held, and the first answer would then acknowledge
+    both)."""
 
     def __init__(self, short_by: int) -> None:
         super().__init__()
         self.short_by = short_by
         self.sent: list[tuple[int, int]] = []
+        self.in_order: asyncio.Lock | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(batch_span(request))
+        self.in_order = self.in_order or asyncio.Lock()
+        async with self.in_order:
+            return await super().handle_async_request(request)
 
     def rewrite(self, request: httpx.Request, body: dict[str, Any]) -> None:
-        self.sent.append(batch_span(request))
-        if self.short_by:
+        if self.short_by and batch_span(request)[0] == 1:
             body["acks"] = {k: v - self.short_by for k, v in body["acks"].items()}
             self.short_by = 0
 

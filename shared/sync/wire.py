@@ -33,9 +33,11 @@ __all__ = [
     "batch_mac",
     "build_batch",
     "build_pull",
+    "canonical_changes",
     "canonical_json",
     "down_batch_id",
     "down_batch_prefix",
+    "encode_signed",
     "parse_batch",
     "parse_batch_header",
     "parse_pull",
@@ -110,7 +112,7 @@ class Batch:
         return {**self.header(), "changes": [c.as_wire() for c in self.changes]}
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.as_wire())
+        return _with_changes(orjson.dumps(self.header()), canonical_changes(self.changes))
 
     def encode_header(self) -> str:
         """The BATCH_HEADER value: the batch without its changes, as compact JSON."""
@@ -350,17 +352,34 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+def canonical_changes(changes: Iterable[Change]) -> bytes:
+    """The canonical JSON of a list of changes (what a relay keeps and a batch carries)."""
+    return canonical_json([c.as_wire() for c in changes])
+
+
 def batch_digest(
     sender: str, service: str, origins: Mapping[str, str], changes: Iterable[Change]
 ) -> str:
     """SHA-256 (hex) over the canonical JSON of the batch content."""
-    content = {
-        "changes": [c.as_wire() for c in changes],
-        "origins": dict(origins),
-        "sender": sender,
-        "service": service,
-    }
-    return hashlib.sha256(canonical_json(content)).hexdigest()
+    return _content_digest(sender, service, origins, canonical_changes(changes))
+
+
+def _content_digest(
+    sender: str, service: str, origins: Mapping[str, str], changes_json: bytes
+) -> str:
+    """``batch_digest`` from the changes' canonical JSON: the canonical JSON of
+    ``{"changes", "origins", "sender", "service"}`` (keys in that order) hashed piecewise."""
+    digest = hashlib.sha256(b'{"changes":')
+    digest.update(changes_json)
+    digest.update(b',"origins":' + canonical_json(dict(origins)))
+    digest.update(b',"sender":' + canonical_json(sender))
+    digest.update(b',"service":' + canonical_json(service) + b"}")
+    return digest.hexdigest()
+
+
+def _with_changes(header: bytes, changes_json: bytes) -> bytes:
+    """A batch's body: its header's JSON object with ``changes`` added last."""
+    return header[:-1] + b',"changes":' + changes_json + b"}"
 
 
 def _mac(secret: str, *parts: object) -> str:
@@ -402,11 +421,43 @@ def build_batch(
     now: datetime | None = None,
 ) -> Batch:
     """A batch with its digest, signed with the node credential secret (unsigned if None)."""
+    signed = _signed(sender, service, origins, canonical_changes(changes), secret, batch_id, now)
+    return replace(signed, changes=list(changes))
+
+
+def encode_signed(
+    *,
+    sender: str,
+    service: str,
+    origins: Mapping[str, str],
+    changes_json: bytes,
+    secret: str | None,
+    batch_id: str | None = None,
+    now: datetime | None = None,
+) -> tuple[bytes, str]:
+    """(body, BATCH_HEADER) of a signed batch whose changes are given as canonical JSON
+    (``canonical_changes``): digested and sent as they are, never parsed or re-encoded."""
+    header = orjson.dumps(
+        _signed(sender, service, origins, changes_json, secret, batch_id, now).header()
+    )
+    return _with_changes(header, changes_json), header.decode()
+
+
+def _signed(
+    sender: str,
+    service: str,
+    origins: Mapping[str, str],
+    changes_json: bytes,
+    secret: str | None,
+    batch_id: str | None,
+    now: datetime | None,
+) -> Batch:
+    """The header of a batch of ``changes_json`` (a Batch without its changes), signed."""
     batch_id = batch_id or uuid.uuid4().hex
     timestamp = _timestamp(now)
-    digest = batch_digest(sender, service, origins, changes)
+    digest = _content_digest(sender, service, origins, changes_json)
     mac = batch_mac(secret, batch_id, digest, timestamp) if secret is not None else None
-    return Batch(batch_id, sender, service, timestamp, dict(origins), list(changes), digest, mac)
+    return Batch(batch_id, sender, service, timestamp, dict(origins), [], digest, mac)
 
 
 def build_pull(

@@ -56,8 +56,10 @@ from shared.sync.receiver import (
 from shared.sync.status import LinkStatus, sync_status
 from shared.sync.tables import (
     SyncTables,
+    create_relay_table,
     create_sync_tables,
     define_sync_tables,
+    drop_relay_table,
     drop_sync_tables,
 )
 from shared.sync.wire import (
@@ -125,9 +127,11 @@ __all__ = [
     "build_pull",
     "bulk_insert",
     "canonical_json",
+    "create_relay_table",
     "create_sync_tables",
     "define_sync_tables",
     "dialect_of",
+    "drop_relay_table",
     "drop_sync_tables",
     "from_gateway_identity",
     "json_object",

@@ -8,7 +8,17 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import CursorResult, Select, Text, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Text,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -17,7 +27,7 @@ from shared.sync.dialect import dialect_of
 from shared.sync.links import PUSH, SERVE
 from shared.sync.node import SyncNode, mark_recorded, node_of
 from shared.sync.tables import SyncTables
-from shared.sync.wire import BROADCAST, Change
+from shared.sync.wire import BROADCAST, Change, canonical_changes
 
 __all__ = [
     "DOWN",
@@ -26,9 +36,11 @@ __all__ = [
     "prune",
     "publish_down",
     "read_stream",
+    "read_wire",
     "record_change",
     "record_changes",
     "record_changes_from_select",
+    "record_relayed",
 ]
 
 UP = "up"
@@ -206,25 +218,35 @@ def publish_down(
     return first
 
 
-def append_exact(
+def record_relayed(
     session: Session,
     tables: SyncTables,
-    direction: str,
     stream: str,
     changes: Sequence[Change],
     region: str | None,
     now: datetime | None = None,
 ) -> None:
-    """Re-record relayed changes with their original seqs (contiguous, after the head)."""
+    """Keep a run of a child's changes (contiguous seqs after the head) for this node's
+    parent, with their original origin and seqs: one ``sync_relay`` row."""
     if not changes:
         return
-    _ensure_head(session, tables, direction, stream, region)
+    now = now or utcnow()
+    _ensure_head(session, tables, UP, stream, region)
     session.execute(
         update(tables.streams)
-        .where(_is_stream(tables, direction, stream))
-        .values(last_seq=changes[-1].seq, region=region, updated_at=now or utcnow())
+        .where(_is_stream(tables, UP, stream))
+        .values(last_seq=changes[-1].seq, region=region, updated_at=now)
     )
-    insert_changes(session, tables, direction, stream, changes[0].seq, changes)
+    session.execute(
+        insert(tables.relay).values(
+            stream=stream,
+            first_seq=changes[0].seq,
+            last_seq=changes[-1].seq,
+            changes=canonical_changes(changes).decode(),
+            created_at=now,
+        )
+    )
+    mark_recorded(session)
 
 
 def read_stream(
@@ -239,7 +261,7 @@ def read_stream(
     """The next ``limit`` changes of a stream after seq ``after``, in seq order.
 
     Up streams are named by their origin; a down stream's changes carry ``origin`` (the
-    sending node).
+    sending node). A relayed stream's changes come from its ``sync_relay`` runs.
     """
     o = tables.outbox.c
     # The payload as text, parsed here with orjson: a third faster than the driver's JSON
@@ -252,7 +274,58 @@ def read_stream(
     ).all()
     who = origin or stream
     loads = orjson.loads
-    return [Change(who, int(seq), e, k, op, loads(p)) for seq, e, k, op, p in rows]
+    changes = [Change(who, int(seq), e, k, op, loads(p)) for seq, e, k, op, p in rows]
+    if direction == UP:
+        relayed = [
+            Change(d["origin"], d["seq"], d["entity"], d["key"], d["op"], d["payload"])
+            for _first, _last, text in _relay_runs(session, tables, stream, after, limit)
+            for d in loads(text)
+            if d["seq"] > after
+        ]
+        if relayed:
+            changes = sorted(changes + relayed, key=lambda c: c.seq)[:limit]
+    return changes
+
+
+def _relay_runs(
+    session: Session, tables: SyncTables, stream: str, after: int, limit: int
+) -> list[tuple[int, int, str]]:
+    """The relayed runs (first_seq, last_seq, changes) of a stream holding seqs after
+    ``after`` up to ``after + limit``, in seq order."""
+    r = tables.relay.c
+    rows = session.execute(
+        select(r.first_seq, r.last_seq, r.changes)
+        .where((r.stream == stream) & (r.last_seq > after) & (r.first_seq <= after + limit))
+        .order_by(r.first_seq)
+    )
+    return [(int(first), int(last), text) for first, last, text in rows]
+
+
+def read_wire(
+    session: Session, tables: SyncTables, stream: str, after: int, limit: int
+) -> tuple[bytes, int, int] | None:
+    """The next at most ``limit`` changes of an up stream after ``after`` as canonical JSON,
+    with their first and last seq (None: nothing after ``after``).
+
+    Whole relayed runs that follow ``after`` are joined as stored, without parsing them;
+    anything else (this node's own changes, a run the parent acknowledged part of) is read
+    change by change.
+    """
+    parts: list[str] = []
+    last = after
+    for first, run_last, text in _relay_runs(session, tables, stream, after, limit):
+        if first != last + 1 or run_last - after > limit:
+            break
+        parts.append(text)
+        last = run_last
+    if parts:
+        # Canonical JSON arrays of changes joined are the canonical JSON of the whole list.
+        joined = parts[0] if len(parts) == 1 else "[" + ",".join(p[1:-1] for p in parts) + "]"
+        return joined.encode(), after + 1, last
+    changes = read_stream(session, tables, UP, stream, after, limit)
+    if not changes:
+        return None
+    return canonical_changes(changes), changes[0].seq, changes[-1].seq
 
 
 def prune(session: Session, tables: SyncTables, *, older_than: datetime) -> dict[str, int]:
@@ -264,7 +337,8 @@ def prune(session: Session, tables: SyncTables, *, older_than: datetime) -> dict
     """
     c = tables.cursors.c
     o = tables.outbox.c
-    deleted = {"outbox": 0, "batches": 0}
+    r = tables.relay.c
+    deleted = {"outbox": 0, "relay": 0, "batches": 0}
     acked = session.execute(
         select(c.kind, c.stream, func.min(c.acked_seq))
         .where(c.kind.in_([PUSH, SERVE]) & (c.stream != BROADCAST))
@@ -280,6 +354,13 @@ def prune(session: Session, tables: SyncTables, *, older_than: datetime) -> dict
             )
         )
         deleted["outbox"] += int(cast(CursorResult[Any], result).rowcount)
+        if kind == PUSH:
+            result = session.execute(
+                delete(tables.relay).where(
+                    (r.stream == stream) & (r.last_seq <= seq) & (r.created_at < older_than)
+                )
+            )
+            deleted["relay"] += int(cast(CursorResult[Any], result).rowcount)
     result = session.execute(
         delete(tables.batches).where(tables.batches.c.received_at < older_than)
     )

@@ -28,15 +28,15 @@ from shared.sync.links import (
     note_success,
 )
 from shared.sync.node import SyncNode
-from shared.sync.outbox import DOWN, UP, read_stream
+from shared.sync.outbox import DOWN, UP, read_wire
 from shared.sync.receiver import Appliers, RelayDown, apply_pulled
 from shared.sync.tables import SyncTables
 from shared.sync.wire import (
     BATCH_HEADER,
     BROADCAST,
     PullRequest,
-    build_batch,
     build_pull,
+    encode_signed,
     parse_pull_response,
 )
 
@@ -306,34 +306,32 @@ class SyncPusher(_Loop):
             head, region = session.execute(
                 select(s.last_seq, s.region).where((s.direction == UP) & (s.stream == stream))
             ).one()
-            changes = read_stream(session, self.tables, UP, stream, after, self.batch_size)
-        if not changes:
+            found = read_wire(session, self.tables, stream, after, self.batch_size)
+        if found is None:
             return None
-        if changes[0].seq != after + 1:
+        changes_json, first, last = found
+        if first != after + 1:
             self._fail(
                 PUSH,
                 stream,
                 _Failure(
-                    f"本地发件箱缺少 {after + 1}..{changes[0].seq - 1}，已被清理 "
+                    f"本地发件箱缺少 {after + 1}..{first - 1}，已被清理 "
                     "(outbox rows after the parent's ack were pruned)",
                     permanent=True,
                 ),
                 at_once=True,
             )
             return None
-        batch = build_batch(
+        body, header = encode_signed(
             sender=self.node.node_id,
             service=self.node.service,
             origins={stream: region or self.node.region},
-            changes=changes,
+            changes_json=changes_json,
             secret=self.secret(),
         )
         # Under READ COMMITTED the rows may include changes committed after the head was
-        # read (a relay appending meanwhile): the head is at least the last row sent.
-        last = changes[-1].seq
-        return _Prepared(
-            stream, batch.encode(), batch.encode_header(), max(int(head), last), after, last
-        )
+        # read (a relay appending meanwhile): the head is at least the last change sent.
+        return _Prepared(stream, body, header, max(int(head), last), after, last)
 
     def _settle(self, prepared: _Prepared, answer: Any) -> int | None:
         """Record the parent's acknowledgement; returns it (None: the answer is a failure)."""

@@ -20,7 +20,14 @@ from shared.sync.dialect import dialect_of
 from shared.sync.errors import AckAhead, MalformedBatch, OriginConflict, OutOfScope, ReplayedBatch
 from shared.sync.links import RECEIVE, SERVE, note_success
 from shared.sync.node import SyncNode, applying_received
-from shared.sync.outbox import DOWN, UP, allocate_seqs, append_exact, insert_changes, read_stream
+from shared.sync.outbox import (
+    DOWN,
+    UP,
+    allocate_seqs,
+    insert_changes,
+    read_stream,
+    record_relayed,
+)
 from shared.sync.tables import SyncTables
 from shared.sync.wire import (
     BROADCAST,
@@ -437,7 +444,7 @@ def _apply_stream(
             .values(applied_seq=out.applied_seq, last_sender=sender, updated_at=now)
         )
         if relay_up:
-            append_exact(session, t, UP, stream, run, relay_region, now)
+            record_relayed(session, t, stream, run, relay_region, now)
         if relay_down is not None:
             _relay_down(session, t, run, relay_down)
     if to_hold:

@@ -53,12 +53,18 @@ def _age(now: datetime, at: datetime | None) -> float | None:
 def _oldest_unacked(
     session: Session, t: SyncTables, direction: str, stream: str, acked: int
 ) -> datetime | None:
-    o = t.outbox.c
+    o, r = t.outbox.c, t.relay.c
     at: datetime | None = session.execute(
         select(o.created_at).where(
             (o.direction == direction) & (o.stream == stream) & (o.seq == acked + 1)
         )
     ).scalar()
+    if at is None and direction == UP:
+        at = session.execute(
+            select(r.created_at).where(
+                (r.stream == stream) & (r.first_seq <= acked + 1) & (r.last_seq > acked)
+            )
+        ).scalar()
     return at
 
 

@@ -21,8 +21,10 @@ from shared.dbtypes import JsonType, UtcDateTime
 
 __all__ = [
     "SyncTables",
+    "create_relay_table",
     "create_sync_tables",
     "define_sync_tables",
+    "drop_relay_table",
     "drop_sync_tables",
 ]
 
@@ -122,6 +124,24 @@ def _spec() -> dict[str, list[Any]]:
     }
 
 
+def _relay_spec() -> dict[str, list[Any]]:
+    """Tables added after the first sync revision (each created by a revision of its own)."""
+    return {
+        # Changes a node relays up for the origins below it, one row per run applied from a
+        # child's batch: the run's changes as canonical JSON, the very bytes a batch to the
+        # parent carries. Relaying thus costs a row per batch, not one per change, and the
+        # pusher sends the text without parsing it. Stream = the origin node id.
+        "sync_relay": [
+            Column("stream", String(NODE_LEN), nullable=False),
+            Column("first_seq", BigInteger, nullable=False),
+            Column("last_seq", BigInteger, nullable=False),
+            Column("changes", Text, nullable=False),
+            Column("created_at", UtcDateTime, nullable=False),
+            PrimaryKeyConstraint("stream", "first_seq", name="pk_sync_relay"),
+        ],
+    }
+
+
 # Table name → (index name, columns); pruning reads accepted batches by age.
 _INDEXES: dict[str, list[tuple[str, list[str]]]] = {
     "sync_batches": [("ix_sync_batches_received_at", ["received_at"])],
@@ -138,6 +158,7 @@ class SyncTables:
     inbox: Table
     held: Table
     batches: Table
+    relay: Table
 
 
 _ATTRS = {
@@ -147,13 +168,14 @@ _ATTRS = {
     "sync_inbox": "inbox",
     "sync_held": "held",
     "sync_batches": "batches",
+    "sync_relay": "relay",
 }
 
 
 def define_sync_tables(metadata: MetaData) -> SyncTables:
     """Add the sync tables to a service's MetaData (idempotent) and return them."""
     tables: dict[str, Table] = {}
-    for name, items in _spec().items():
+    for name, items in {**_spec(), **_relay_spec()}.items():
         table = metadata.tables.get(name)
         if table is None:
             table = Table(name, metadata, *items)
@@ -176,4 +198,20 @@ def drop_sync_tables(op: Any) -> None:
     for name in reversed(list(_spec())):
         for index_name, _columns in _INDEXES.get(name, []):
             op.drop_index(index_name, table_name=name)
+        op.drop_table(name)
+
+
+def create_relay_table(op: Any) -> None:
+    """Create ``sync_relay`` (a later revision than ``create_sync_tables``'s)."""
+    for name, items in _relay_spec().items():
+        op.create_table(name, *items)
+    if op.get_bind().dialect.name == "postgresql":
+        # A run is ~250 bytes a change: stored out of line, uncompressed (compressing costs
+        # more CPU than the relay saves; the rows go once the parent acknowledged them).
+        op.execute("ALTER TABLE sync_relay ALTER COLUMN changes SET STORAGE EXTERNAL")
+
+
+def drop_relay_table(op: Any) -> None:
+    """Drop ``sync_relay`` (the downgrade of ``create_relay_table``)."""
+    for name in reversed(list(_relay_spec())):
         op.drop_table(name)

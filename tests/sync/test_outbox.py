@@ -17,8 +17,10 @@ from shared.dbtypes import utcnow
 from shared.sync import (
     NewChange,
     SyncNode,
+    create_relay_table,
     create_sync_tables,
     define_sync_tables,
+    drop_relay_table,
     drop_sync_tables,
     json_object,
     read_stream,
@@ -198,6 +200,7 @@ def test_migration_helpers_match_the_table_definitions(make_db: Callable[[str], 
     with db.engine.begin() as conn:
         ctx = MigrationContext.configure(conn, opts={"render_as_batch": not db.is_postgres})
         create_sync_tables(Operations(ctx))
+        create_relay_table(Operations(ctx))
         assert compare_metadata(ctx, metadata) == []
     names = set(inspect(db.engine).get_table_names(schema=db.schema))
     assert names >= {
@@ -207,9 +210,12 @@ def test_migration_helpers_match_the_table_definitions(make_db: Callable[[str], 
         "sync_inbox",
         "sync_held",
         "sync_batches",
+        "sync_relay",
     }
     with db.engine.begin() as conn:
-        drop_sync_tables(Operations(MigrationContext.configure(conn)))
+        ops = Operations(MigrationContext.configure(conn))
+        drop_relay_table(ops)
+        drop_sync_tables(ops)
     assert not {
         n for n in inspect(db.engine).get_table_names(schema=db.schema) if n.startswith("sync_")
     }

@@ -19,7 +19,11 @@ from shared.sync import (
     ReceiveResult,
     build_batch,
     receive_batch,
+    sync_status,
 )
+from shared.sync.links import PUSH, note_success
+from shared.sync.outbox import prune, read_stream, read_wire
+from shared.sync.wire import canonical_changes, encode_signed, parse_batch, parse_batch_header
 from tests.sync.tiny import SERVICE, TinyNode, outbox_batch
 
 SECRET = "county-secret-0123456789abcdef0123"
@@ -159,8 +163,69 @@ def test_relay_keeps_the_origin_and_its_seqs_so_the_province_dedupes_any_path(
         ("360121", "a"): 3.0,
         ("360121", "b"): 2.0,
     }
+    # The city keeps the county's run as one relay row beside its own change.
+    assert (city.count(city.tables.relay), city.count(city.tables.outbox)) == (1, 1)
     # Nothing is relayed where relay is off.
     assert province.count(province.tables.outbox) == 0
+    assert province.count(province.tables.relay) == 0
+
+
+def test_relayed_runs_go_up_as_stored_from_any_acknowledged_position(
+    province: TinyNode, city: TinyNode, county: TinyNode
+) -> None:
+    for i in range(1, 13):  # seqs 1..12, one change each, three keys edited in turn
+        county.enter({("360121", f"k{i % 3}"): float(i)})
+    sent = outbox_batch(county, SECRET).changes
+    for after in (0, 5, 10):  # the city applies three batches: runs 1-5, 6-10, 11-12
+        r = receive(city, outbox_batch(county, SECRET, after=after, limit=5), relay=True)
+        assert r.applied == min(5, 12 - after)
+    stream = "node-360121"
+
+    def wire(after: int, limit: int) -> tuple[bytes, int, int] | None:
+        with city.db.session() as session:
+            return read_wire(session, city.tables, stream, after, limit)
+
+    # Whole runs are joined as stored; the bytes are the canonical JSON of the changes.
+    assert wire(0, 10) == (canonical_changes(sent[:10]), 1, 10)
+    assert wire(0, 7) == (canonical_changes(sent[:5]), 1, 5)  # never more than the limit
+    # Acknowledged part-way into a run: read change by change from there.
+    assert wire(3, 4) == (canonical_changes(sent[3:7]), 4, 7)
+    assert wire(12, 5) is None
+    with city.db.session() as session:
+        assert read_stream(session, city.tables, "up", stream, 3, 100) == sent[3:]
+
+    # The province takes the stored bytes as a signed batch, and the rest from seq 8 on.
+    for after, limit in ((0, 7), (5, 2), (7, 100)):
+        found = wire(after, limit)
+        assert found is not None
+        body, header = encode_signed(
+            sender="node-360100",
+            service=SERVICE,
+            origins={stream: "360121"},
+            changes_json=found[0],
+            secret="city-secret",
+        )
+        assert parse_batch_header(header).digest == parse_batch(body).digest
+        r = receive(province, body, region="360100", secret="city-secret")
+        assert r.acks == {stream: found[2]}
+    assert province.snapshot() == county.snapshot()
+    assert sorted(province.applied_changes()) == [(stream, s) for s in range(1, 13)]
+
+    # Pruning after an ack at 7 drops the run 1-5 only; 8.. are still there to send.
+    with city.db.session() as session:
+        note_success(session, city.tables, PUSH, "parent", stream, acked_seq=7)
+    later = utcnow() + timedelta(seconds=5)
+    with city.db.session() as session:
+        assert prune(session, city.tables, older_than=later) == {
+            "outbox": 0,
+            "relay": 1,
+            "batches": 3,  # the city's three received batch ids
+        }
+        link = next(x for x in sync_status(session, city.tables) if x.kind == PUSH)
+    assert (link.pending, link.last_acked_seq) == (5, 7)
+    assert link.oldest_pending_age_s is not None
+    assert wire(7, 100) == (canonical_changes(sent[7:]), 8, 12)
+    assert wire(0, 100) == (canonical_changes(sent[5:]), 6, 12)  # 1..5 are gone
 
 
 def _tamper(batch: Batch, **changes: Any) -> Batch:

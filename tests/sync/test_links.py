@@ -71,14 +71,12 @@ def status(node: TinyNode, kind: str, stream: str) -> LinkStatus:
 
 
 def batch_sizes(node: TinyNode) -> list[int]:
+    """Sizes of the batches ``node`` accepted, largest first (with two batches of a stream
+    in flight, the later one may reach the receiver first)."""
     with node.db.session() as session:
         b = node.tables.batches.c
-        return [
-            int(n)
-            for n in session.execute(
-                select(b.changes).order_by(b.received_at, b.batch_id)
-            ).scalars()
-        ]
+        sizes = session.execute(select(b.changes)).scalars()
+        return sorted((int(n) for n in sizes), reverse=True)
 
 
 def pusher(node: TinyNode, url: str, secret: str, **kw: Any) -> SyncPusher:

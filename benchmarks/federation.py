@@ -7,7 +7,10 @@ community-level indicators) released at the province and received below.
 
 1. **Baseline, same run:** the province's own bulk-import rate: the same number of rows,
    same shape (the county's communities × 45 indicators × 5 sources, other periods),
-   through the province's ``POST /api/v1/values/import``.
+   through the province's ``POST /api/v1/values/import``. The baseline's and the county's
+   periods alternate (2000, 2001, 2002, …): every value written is checked against the
+   earlier periods of its key (outliers), so that at the province an imported and a
+   received value have as much history to check.
 2. **End to end:** the county imports N changes the same way; the clock stops when the
    province has applied the county's last seq (read from the province's inbox in its
    database, so that measuring does not load the nodes). Printed as a rate and as a ratio
@@ -290,7 +293,7 @@ class Bench:
             prev = at
         return out
 
-    def trickle(self, system_id: int, count: int, interval: float) -> list[float]:
+    def trickle(self, system_id: int, count: int, interval: float, period: str) -> list[float]:
         sent: dict[tuple[str, str], datetime] = {}
         regions = self.regions
         with self.client(COUNTY) as c:
@@ -302,7 +305,7 @@ class Bench:
                         "system_id": system_id,
                         "indicator_code": key[0],
                         "region_code": key[1],
-                        "period": "2030",
+                        "period": period,
                         "source": "self_checkup",
                         "value": float(i),
                     },
@@ -315,8 +318,9 @@ class Bench:
             rows = s.execute(
                 text(
                     "SELECT indicator_code, region_code, updated_at FROM indicator_values "
-                    "WHERE period = '2030'"
-                )
+                    "WHERE period = :period"
+                ),
+                {"period": period},
             ).all()
         lags = []
         for code, region, at in rows:
@@ -348,13 +352,18 @@ def main() -> None:
                 f"{args.rows} rows over {periods_needed} period(s)"
             )
             base_rates, e2e_rates, transfer_rates = [], [], []
+
+            def period(rep: int, k: int, fed: int) -> str:
+                """Years alternating between the baseline (even) and the county (odd)."""
+                return str(2000 + 2 * (rep * periods_needed + k) + fed)
+
             for rep in range(args.repeat):
-                base_periods = [str(2000 + 10 * rep + k) for k in range(periods_needed)]
+                base_periods = [period(rep, k, 0) for k in range(periods_needed)]
                 t0 = time.perf_counter()
                 n = bench.import_rows(PROVINCE, ids[PROVINCE], base_periods, args.rows, rep)
                 base = n / (time.perf_counter() - t0)
 
-                fed_periods = [str(2040 + 10 * rep + k) for k in range(periods_needed)]
+                fed_periods = [period(rep, k, 1) for k in range(periods_needed)]
                 wall0 = datetime.now(UTC)
                 t0 = time.perf_counter()
                 n = bench.import_rows(COUNTY, ids[COUNTY], fed_periods, args.rows, rep)
@@ -374,7 +383,9 @@ def main() -> None:
                     f"({e2e / base:.3f}); after the county's commit {transfer:,.0f} rows/s "
                     f"({transfer / base:.3f})"
                 )
-            lags = bench.trickle(ids[COUNTY], args.trickle, args.interval)
+            lags = bench.trickle(
+                ids[COUNTY], args.trickle, args.interval, period(args.repeat, 0, 0)
+            )
         finally:
             bench.close()
 

@@ -217,7 +217,7 @@ def _validate(
         if len(malformed) + len(scoped) >= MAX_ERRORS:
             break
         previous = seen.setdefault((change.origin, change.seq), change)
-        if previous != change:
+        if previous is not change and previous != change:
             malformed.append(
                 {
                     "row": row,

@@ -108,7 +108,8 @@ class NodeSettings(BaseSettings):
     # when unset, so that `checkup nodes join` can store it without editing the environment.
     node_credential: SecretStr | None = None
     sync_poll_interval_s: float = 0.5
-    sync_batch_size: int = 5000
+    # Changes per batch pushed or pulled; a receiver takes at most 10,000 (MAX_BATCH_CHANGES).
+    sync_batch_size: int = Field(default=10_000, ge=1, le=10_000)
     # Batches of a stream in flight at once (the next is sent while the parent applies one).
     sync_push_window: int = Field(default=2, ge=1)
     sync_dead_letter_after: int = 5

@@ -27,7 +27,7 @@ from shared.sync.dialect import dialect_of
 from shared.sync.links import PUSH, SERVE
 from shared.sync.node import SyncNode, mark_recorded, node_of
 from shared.sync.tables import SyncTables
-from shared.sync.wire import BROADCAST, Change, canonical_changes
+from shared.sync.wire import BROADCAST, MAX_BATCH_BYTES, Change, canonical_changes
 
 __all__ = [
     "DOWN",
@@ -302,30 +302,45 @@ def _relay_runs(
 
 
 def read_wire(
-    session: Session, tables: SyncTables, stream: str, after: int, limit: int
+    session: Session,
+    tables: SyncTables,
+    stream: str,
+    after: int,
+    limit: int,
+    max_bytes: int = MAX_BATCH_BYTES,
 ) -> tuple[bytes, int, int] | None:
     """The next at most ``limit`` changes of an up stream after ``after`` as canonical JSON,
-    with their first and last seq (None: nothing after ``after``).
+    with their first and last seq (None: nothing after ``after``); beyond the first change
+    or run, no more than ``max_bytes`` of it (a parent refuses a body above its limit).
 
     Whole relayed runs that follow ``after`` are joined as stored, without parsing them;
     anything else (this node's own changes, a run the parent acknowledged part of) is read
     change by change.
     """
-    parts: list[str] = []
+    parts: list[bytes] = []
     last = after
+    size = 0
     for first, run_last, text in _relay_runs(session, tables, stream, after, limit):
         if first != last + 1 or run_last - after > limit:
             break
-        parts.append(text)
+        part = text.encode()
+        if parts and size + len(part) > max_bytes:
+            break
+        parts.append(part)
+        size += len(part)
         last = run_last
     if parts:
         # Canonical JSON arrays of changes joined are the canonical JSON of the whole list.
-        joined = parts[0] if len(parts) == 1 else "[" + ",".join(p[1:-1] for p in parts) + "]"
-        return joined.encode(), after + 1, last
+        joined = parts[0] if len(parts) == 1 else b"[" + b",".join(p[1:-1] for p in parts) + b"]"
+        return joined, after + 1, last
     changes = read_stream(session, tables, UP, stream, after, limit)
     if not changes:
         return None
-    return canonical_changes(changes), changes[0].seq, changes[-1].seq
+    encoded = canonical_changes(changes)
+    while len(encoded) > max_bytes and len(changes) > 1:
+        changes = changes[: len(changes) // 2]
+        encoded = canonical_changes(changes)
+    return encoded, changes[0].seq, changes[-1].seq
 
 
 def prune(session: Session, tables: SyncTables, *, older_than: datetime) -> dict[str, int]:

@@ -23,6 +23,7 @@ __all__ = [
     "BATCH_HEADER",
     "BROADCAST",
     "DEFAULT_MAX_SKEW_S",
+    "MAX_BATCH_BYTES",
     "MAX_BATCH_CHANGES",
     "PROTOCOL",
     "Batch",
@@ -55,6 +56,9 @@ PROTOCOL = "checkup-sync-v1"
 BATCH_HEADER = "x-checkup-batch"
 BROADCAST = "*"  # the downward stream every child pulls (catalog releases)
 MAX_BATCH_CHANGES = 10_000
+# What a pusher puts in one batch at most, beyond its first change or relayed run: well
+# under a receiving gateway's body limit (``max_body_bytes``, 64 MiB by default).
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_SKEW_S = 300.0
 
 _NODE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"

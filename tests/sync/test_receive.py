@@ -191,6 +191,24 @@ def test_relayed_runs_go_up_as_stored_from_any_acknowledged_position(
     # Acknowledged part-way into a run: read change by change from there.
     assert wire(3, 4) == (canonical_changes(sent[3:7]), 4, 7)
     assert wire(12, 5) is None
+    # A byte budget stops before the run that would exceed it (the first always goes), and
+    # the changes read one by one are halved until they fit.
+    with city.db.session() as session:
+        five = len(canonical_changes(sent[:5]))
+        assert read_wire(session, city.tables, stream, 0, 12, max_bytes=five + 10) == (
+            canonical_changes(sent[:5]),
+            1,
+            5,
+        )
+        one_run = read_wire(session, city.tables, stream, 0, 12, max_bytes=1)
+        assert one_run is not None and one_run[1:] == (1, 5)
+    with county.db.session() as session:
+        budget = len(canonical_changes(sent[:4])) + 5
+        assert read_wire(session, county.tables, stream, 0, 12, max_bytes=budget) == (
+            canonical_changes(sent[:3]),
+            1,
+            3,
+        )
     with city.db.session() as session:
         assert read_stream(session, city.tables, "up", stream, 3, 100) == sent[3:]
 

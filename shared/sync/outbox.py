@@ -263,6 +263,24 @@ def read_stream(
     Up streams are named by their origin; a down stream's changes carry ``origin`` (the
     sending node). A relayed stream's changes come from its ``sync_relay`` runs.
     """
+    changes = _outbox_changes(session, tables, direction, stream, after, limit, origin)
+    if direction == UP:
+        changes = _with_relayed(
+            changes, _relay_runs(session, tables, stream, after, limit), after, limit
+        )
+    return changes
+
+
+def _outbox_changes(
+    session: Session,
+    tables: SyncTables,
+    direction: str,
+    stream: str,
+    after: int,
+    limit: int,
+    origin: str | None = None,
+) -> list[Change]:
+    """The next ``limit`` ``sync_outbox`` rows of a stream after seq ``after`` as changes."""
     o = tables.outbox.c
     # The payload as text, parsed here with orjson: a third faster than the driver's JSON
     # loading per row, for a batch of thousands.
@@ -274,17 +292,20 @@ def read_stream(
     ).all()
     who = origin or stream
     loads = orjson.loads
-    changes = [Change(who, int(seq), e, k, op, loads(p)) for seq, e, k, op, p in rows]
-    if direction == UP:
-        relayed = [
-            Change(d["origin"], d["seq"], d["entity"], d["key"], d["op"], d["payload"])
-            for _first, _last, text in _relay_runs(session, tables, stream, after, limit)
-            for d in loads(text)
-            if d["seq"] > after
-        ]
-        if relayed:
-            changes = sorted(changes + relayed, key=lambda c: c.seq)[:limit]
-    return changes
+    return [Change(who, int(seq), e, k, op, loads(p)) for seq, e, k, op, p in rows]
+
+
+def _with_relayed(
+    changes: list[Change], runs: list[tuple[int, int, str]], after: int, limit: int
+) -> list[Change]:
+    """``changes`` merged with the changes after ``after`` of relayed runs, in seq order."""
+    relayed = [
+        Change(d["origin"], d["seq"], d["entity"], d["key"], d["op"], d["payload"])
+        for _first, _last, text in runs
+        for d in orjson.loads(text)
+        if d["seq"] > after
+    ]
+    return sorted(changes + relayed, key=lambda c: c.seq)[:limit] if relayed else changes
 
 
 def _relay_runs(
@@ -317,10 +338,11 @@ def read_wire(
     anything else (this node's own changes, a run the parent acknowledged part of) is read
     change by change.
     """
+    runs = _relay_runs(session, tables, stream, after, limit)
     parts: list[bytes] = []
     last = after
     size = 0
-    for first, run_last, text in _relay_runs(session, tables, stream, after, limit):
+    for first, run_last, text in runs:
         if first != last + 1 or run_last - after > limit:
             break
         part = text.encode()
@@ -333,7 +355,8 @@ def read_wire(
         # Canonical JSON arrays of changes joined are the canonical JSON of the whole list.
         joined = parts[0] if len(parts) == 1 else b"[" + b",".join(p[1:-1] for p in parts) + b"]"
         return joined, after + 1, last
-    changes = read_stream(session, tables, UP, stream, after, limit)
+    outbox = _outbox_changes(session, tables, UP, stream, after, limit)
+    changes = _with_relayed(outbox, runs, after, limit)
     if not changes:
         return None
     encoded = canonical_changes(changes)

@@ -380,6 +380,13 @@ class FaultProxy:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
+    def _fires(self, what: str, probability: float) -> bool:
+        """At random with ``probability``; and surely from the third batch on, once, if it
+        has not fired yet (a link carrying few batches still sees every fault asked for)."""
+        if self._rng.random() < probability:
+            return True
+        return probability > 0 and what not in self.faults.counts and len(self.faults.seen) >= 2
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
@@ -401,14 +408,14 @@ class FaultProxy:
                 if high > 0:
                     await asyncio.sleep(self._rng.uniform(low, high))
                 answer = await forward(body)
-                if self._rng.random() < f.duplicate:
+                if self._fires("duplicated", f.duplicate):
                     f.count("duplicated")
                     answer = await forward(body)
-                if f.seen and self._rng.random() < f.replay_stale:
+                if f.seen and self._fires("replayed", f.replay_stale):
                     f.count("replayed")
                     await forward(self._rng.choice(f.seen))
                 f.seen.append(body)
-                if self._rng.random() < f.drop_answer:
+                if self._fires("answer_dropped", f.drop_answer):
                     f.count("answer_dropped")
                     response = Response(b"proxy: answer lost", status_code=502)
                     await response(scope, receive, send)

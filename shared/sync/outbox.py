@@ -225,9 +225,13 @@ def record_relayed(
     changes: Sequence[Change],
     region: str | None,
     now: datetime | None = None,
+    changes_json: bytes | None = None,
 ) -> None:
     """Keep a run of a child's changes (contiguous seqs after the head) for this node's
-    parent, with their original origin and seqs: one ``sync_relay`` row."""
+    parent, with their original origin and seqs: one ``sync_relay`` row.
+
+    ``changes_json``: the run's JSON as the child sent it (its digest checked over these
+    bytes), kept as it is rather than encoded again."""
     if not changes:
         return
     now = now or utcnow()
@@ -242,7 +246,7 @@ def record_relayed(
             stream=stream,
             first_seq=changes[0].seq,
             last_seq=changes[-1].seq,
-            changes=canonical_changes(changes).decode(),
+            changes=(changes_json or canonical_changes(changes)).decode(),
             created_at=now,
         )
     )

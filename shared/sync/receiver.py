@@ -410,8 +410,12 @@ def _apply_stream(
     relay_region: str | None = None,
     relay_up: bool = False,
     relay_down: RelayDown | None = None,
+    incoming_json: bytes | None = None,
 ) -> _StreamOutcome:
-    """Apply the contiguous run after ``applied_seq`` (incoming + held), hold the rest."""
+    """Apply the contiguous run after ``applied_seq`` (incoming + held), hold the rest.
+
+    ``incoming_json``: the JSON of ``incoming`` in this order as the sender digested it, if
+    known (a run that is all of it is relayed in these bytes)."""
     fresh = {c.seq: c for c in incoming if c.seq > applied_seq}
     out = _StreamOutcome(applied_seq, duplicates=len(incoming) - len(fresh))
     if not fresh:
@@ -444,7 +448,15 @@ def _apply_stream(
             .values(applied_seq=out.applied_seq, last_sender=sender, updated_at=now)
         )
         if relay_up:
-            record_relayed(session, t, stream, run, relay_region, now)
+            # A run that is the whole batch, as it came, is kept in the bytes it came in.
+            as_received = (
+                incoming_json
+                if incoming_json is not None
+                and len(run) == len(incoming)
+                and all(a is b for a, b in zip(run, incoming, strict=True))
+                else None
+            )
+            record_relayed(session, t, stream, run, relay_region, now, as_received)
         if relay_down is not None:
             _relay_down(session, t, run, relay_down)
     if to_hold:
@@ -509,7 +521,7 @@ def receive_batch(
         batch = parse_batch(batch)
     if credential_secret is not None:
         verify_batch_mac(batch, credential_secret, now=now, max_skew_s=max_skew_s)
-    verify_digest(batch)
+    digested_json = verify_digest(batch)
     _validate(batch, appliers, direction=UP, scope=allowed_region, node=node)
     dialect_of(session).claim_write_lock(session, tables.inbox)
     result = ReceiveResult(batch.batch_id, retransmission=_check_replay(session, tables, batch))
@@ -517,6 +529,13 @@ def receive_batch(
     by_origin: dict[str, list[Change]] = {o: [] for o in batch.origins}
     for change in sorted(batch.changes, key=lambda c: (c.origin, c.seq)):
         by_origin[change.origin].append(change)
+    # The bytes the changes came in stand for an origin's changes in seq order only if the
+    # batch holds one origin and came in that order.
+    whole_json = None
+    if digested_json is not None and len(by_origin) == 1:
+        (ordered,) = by_origin.values()
+        if all(a is b for a, b in zip(ordered, batch.changes, strict=True)):
+            whole_json = digested_json
     with applying_received(session):
         for origin, changes in sorted(by_origin.items()):
             out = _apply_stream(
@@ -531,6 +550,7 @@ def receive_batch(
                 now=now,
                 relay_region=batch.origins[origin],
                 relay_up=relay,
+                incoming_json=whole_json,
             )
             result.acks[origin] = out.applied_seq
             result.applied += out.applied

@@ -7,7 +7,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +99,10 @@ class Batch:
     changes: list[Change]
     digest: str
     mac: str | None = None
+    # The changes exactly as they came in the body (``parse_batch`` of bytes written as a
+    # pusher writes them): the digest is checked over these bytes first, and a relay keeps
+    # them as they are.
+    changes_json: bytes | None = field(default=None, compare=False, repr=False)
 
     def header(self) -> dict[str, Any]:
         """Every field but the changes."""
@@ -281,14 +285,39 @@ def _load(body: Mapping[str, Any] | bytes | str) -> Any:
     return body
 
 
+_CHANGES_KEY = b',"changes":['
+
+
+def _split(body: bytes) -> tuple[dict[str, Any], list[Any], bytes] | None:
+    """(header, changes, the changes' bytes) of a body laid out as ``encode_signed`` writes
+    it: the header's object with ``changes`` added last. None for any other layout (it is
+    then parsed whole). A JSON string cannot hold an unescaped quote, so the first
+    ``,"changes":[`` is a key; if it is not the top level's, the header part does not
+    parse as an object and the body is parsed whole."""
+    at = body.find(_CHANGES_KEY)
+    if at < 0 or not body.endswith(b"]}"):
+        return None
+    changes_json = body[at + len(_CHANGES_KEY) - 1 : -1]
+    try:
+        header = orjson.loads(body[:at] + b"}")
+        changes = orjson.loads(changes_json)
+    except orjson.JSONDecodeError:
+        return None
+    if type(header) is not dict or "changes" in header or type(changes) is not list:
+        return None
+    return header, changes, changes_json
+
+
 def parse_batch(body: Mapping[str, Any] | bytes | str, *, header_only: bool = False) -> Batch:
     """Check a batch's shape (every change, every field) and return it; 422 names the rows.
 
     ``header_only``: check and return the header alone (no changes), enough to verify the
     MAC (the gateway's part; the service checks the whole batch and its digest).
     """
+    split = None if header_only or not isinstance(body, bytes) else _split(body)
+    data = _load(body) if split is None else {**split[0], "changes": split[1]}
     try:
-        raw = _BatchIn.model_validate(_load(body))
+        raw = _BatchIn.model_validate(data)
     except PydanticValidationError as exc:
         errors = _problems(exc)
         raise MalformedBatch(
@@ -311,6 +340,7 @@ def parse_batch(body: Mapping[str, Any] | bytes | str, *, header_only: bool = Fa
         changes=changes,
         digest=raw.digest,
         mac=raw.mac,
+        changes_json=None if split is None else split[2],
     )
 
 
@@ -526,14 +556,24 @@ def verify_batch_mac(
     return secret
 
 
-def verify_digest(batch: Batch) -> None:
-    """Raise 422 unless the digest matches the batch content."""
-    actual = batch_digest(batch.sender, batch.service, batch.origins, batch.changes)
+def verify_digest(batch: Batch) -> bytes | None:
+    """Raise 422 unless the digest matches the batch content.
+
+    Checked first over the changes' bytes as received (``changes_json``: the changes were
+    parsed from exactly these bytes, and a pusher writes them as their canonical JSON),
+    then over the changes' canonical JSON. Returns the received bytes if the digest is
+    theirs (they are then what the sender digested, byte for byte), else None."""
+    content = batch.sender, batch.service, batch.origins
+    raw = batch.changes_json
+    if raw is not None and hmac.compare_digest(_content_digest(*content, raw), batch.digest):
+        return raw
+    actual = batch_digest(*content, batch.changes)
     if not hmac.compare_digest(actual, batch.digest):
         raise DigestMismatch(
             f"批次 {batch.batch_id} 内容与摘要不符，可能在传输中被篡改或损坏 "
             "(content does not match its digest: corrupted or tampered in transit)"
         )
+    return None
 
 
 def verify_pull_mac(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from shared.dbtypes import utcnow
 from shared.errors import ProblemError
@@ -505,3 +507,87 @@ def test_an_empty_batch_is_acknowledged_and_changes_nothing(
     after = city.dump()
     for table in ("tiny_values", "tiny_history", "sync_inbox", "sync_held"):
         assert after.get(table) == before.get(table), table
+
+
+def _pushed_body(batch: Batch, changes_json: bytes, secret: str = SECRET) -> bytes:
+    """``batch``'s changes as a pusher sends them, with ``changes_json`` as their bytes."""
+    body, _header = encode_signed(
+        sender=batch.sender,
+        service=batch.service,
+        origins=batch.origins,
+        changes_json=changes_json,
+        secret=secret,
+    )
+    return body
+
+
+def _relay_rows(node: TinyNode) -> list[str]:
+    with node.db.session() as session:
+        return list(session.scalars(select(node.tables.relay.c.changes)))
+
+
+def test_a_pushed_body_is_digested_and_relayed_in_the_bytes_it_came_in(
+    province: TinyNode, city: TinyNode, county: TinyNode
+) -> None:
+    county.enter({("360121", f"k{i}"): float(i) for i in range(6)})
+    county.enter({("360121", "k1"): 10.5, ("360121", "说明"): None})
+    batch = outbox_batch(county, SECRET)
+    sent = canonical_changes(batch.changes)
+    body = _pushed_body(batch, sent)
+    parsed = parse_batch(body)
+    assert parsed.changes == batch.changes and parsed.changes_json == sent
+    r = receive(city, body, relay=True)
+    assert (r.acks, r.applied) == ({"node-360121": 8}, 8)
+    # The relay keeps the very bytes the county digested, and they go up as they are.
+    assert _relay_rows(city) == [sent.decode()]
+    with city.db.session() as session:
+        found = read_wire(session, city.tables, "node-360121", 0, 100)
+    assert found == (sent, 1, 8)
+    up = _pushed_body(replace(batch, sender="node-360100"), found[0], secret="city-secret")
+    r = receive(province, up, region="360100", secret="city-secret")
+    assert r.acks == {"node-360121": 8}
+    assert province.snapshot() == city.snapshot() == county.snapshot()
+
+
+def test_changes_written_otherwise_are_checked_over_their_canonical_json(
+    city: TinyNode, county: TinyNode
+) -> None:
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0, ("360121", "c"): 3.0})
+    batch = outbox_batch(county, SECRET)
+    # Pretty-printed, or keys in another order: the digest (over the canonical JSON) holds.
+    pretty = json.dumps(batch.as_wire(), indent=2, ensure_ascii=False).encode()
+    assert parse_batch(pretty).changes_json is None
+    reordered = b"[" + b",".join(json.dumps(c.as_wire()).encode() for c in batch.changes) + b"]"
+    # Laid out as a pusher lays it out, header (canonical digest, MAC) first.
+    body = json.dumps(batch.header(), separators=(",", ":")).encode()[:-1]
+    body += b',"changes":' + reordered + b"}"
+    assert parse_batch(body).changes_json == reordered
+    r = receive(city, body, relay=True)
+    assert (r.applied, r.acks) == (3, {"node-360121": 3})
+    # Relayed as the canonical JSON of the run, not as the bytes that came.
+    assert _relay_rows(city) == [canonical_changes(batch.changes).decode()]
+    r = receive(city, pretty)
+    assert (r.applied, r.duplicates, r.retransmission) == (0, 3, True)
+
+
+@pytest.mark.parametrize("how", ["byte", "second_changes", "header_inside"])
+def test_a_body_tampered_around_its_changes_bytes_is_refused_whole(
+    city: TinyNode, county: TinyNode, how: str
+) -> None:
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0})
+    batch = outbox_batch(county, SECRET)
+    body = _pushed_body(batch, canonical_changes(batch.changes))
+    before = city.dump()
+    if how == "byte":  # a value changed in transit
+        tampered = body.replace(b'"value":2.0', b'"value":3.0')
+    elif how == "second_changes":  # JSON takes the last of two keys: not the digested list
+        tampered = body[:-1] + b',"changes":[]}'
+    else:  # the digested list moved into the header, other changes after it
+        tampered = body.replace(b'{"batch_id"', b'{"x":{"changes":[]},"batch_id"', 1)
+    assert tampered != body
+    with pytest.raises(ProblemError) as err:
+        receive(city, tampered, relay=True)
+    assert err.value.status in (401, 422)
+    if how != "header_inside":
+        assert err.value.slug == "sync-digest-mismatch"
+    assert city.dump() == before

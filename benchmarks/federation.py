@@ -7,10 +7,13 @@ community-level indicators) released at the province and received below.
 
 1. **Baseline, same run:** the province's own bulk-import rate: the same number of rows,
    same shape (the county's communities × 45 indicators × 5 sources, other periods),
-   through the province's ``POST /api/v1/values/import``. The baseline's and the county's
-   periods alternate (2000, 2001, 2002, …): every value written is checked against the
-   earlier periods of its key (outliers), so that at the province an imported and a
-   received value have as much history to check.
+   through the province's ``POST /api/v1/values/import``. Every value written is checked
+   against the earlier periods of its key (outliers, from three earlier periods on), so
+   an imported and a received value must find the same history at the province: in each
+   run the baseline is imported first into the later period(s) and the county's changes
+   go into the period(s) just before them (run 1: county 2000, baseline 2001; run 2:
+   county 2002, baseline 2003, …). Each then has exactly the earlier runs' periods before
+   it, the same rows; the one imported just before the county's is later, not earlier.
 2. **End to end:** the county imports N changes the same way; the clock stops when the
    province has applied the county's last seq (read from the province's inbox in its
    database, so that measuring does not load the nodes). Printed as a rate and as a ratio
@@ -62,6 +65,43 @@ GOALS = {"transfer_ratio": 0.5, "trickle_p95_s": 5.0}
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_snapshot(labels: dict[str, str]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each process this run started, by label:
+    ``labels`` maps a node process's pid, or a database name (its PostgreSQL backends
+    carry it in their command line), to a label; ``machine`` is every core's busy time.
+    Linux only (``/proc``); empty elsewhere."""
+    out: dict[str, float] = {}
+    proc = Path("/proc")
+    if not (proc / "stat").exists():
+        return out
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        label = labels.get(entry.name)
+        if label is None and cmd.startswith("postgres:"):
+            label = next((v for k, v in labels.items() if not k.isdigit() and k in cmd), None)
+            if label is not None and "autovacuum" in cmd:
+                label += " autovacuum"
+        if label is not None:
+            out[label] = out.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+    cpu = (proc / "stat").read_text().splitlines()[0].split()[1:]
+    idle = int(cpu[3]) + int(cpu[4])
+    out["machine"] = (sum(int(x) for x in cpu[:8]) - idle) / _TICK
+    return out
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(v - before.get(k, 0.0), 2) for k, v in sorted(after.items())}
 
 
 def _utc(at: datetime | str) -> datetime:
@@ -129,6 +169,16 @@ class Bench:
             )
             r.raise_for_status()
             self.headers[code] = {"authorization": f"Bearer {r.json()['access_token']}"}
+
+    def cpu_labels(self) -> dict[str, str]:
+        """What ``cpu_snapshot`` counts: each node process and its databases' backends."""
+        labels: dict[str, str] = {}
+        for code, node in self.nodes.items():
+            if node.pid is not None:
+                labels[str(node.pid)] = f"{code} node"
+        for name in self.dbnames:
+            labels[name] = f"{name.split('_')[2]} postgres"
+        return labels
 
     def database(self, code: str) -> Database:
         """The indicator database of a node (one pool per node, kept for the run)."""
@@ -338,6 +388,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None, help="sync batch size (default: node's)")
     p.add_argument("--trickle", type=int, default=60, help="single changes in the trickle")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between trickle changes")
+    p.add_argument(
+        "--cpu", action="store_true", help="CPU seconds per process of the import and transfer"
+    )
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="checkup-fed-bench-") as tmp:
@@ -354,21 +407,29 @@ def main() -> None:
             base_rates, e2e_rates, transfer_rates = [], [], []
 
             def period(rep: int, k: int, fed: int) -> str:
-                """Years alternating between the baseline (even) and the county (odd)."""
-                return str(2000 + 2 * (rep * periods_needed + k) + fed)
+                """The k-th year of a run: the county's block first, the baseline's after it
+                (the baseline imported first: both find the earlier runs' periods alone)."""
+                return str(2000 + 2 * rep * periods_needed + (0 if fed else periods_needed) + k)
 
             for rep in range(args.repeat):
                 base_periods = [period(rep, k, 0) for k in range(periods_needed)]
+                labels = bench.cpu_labels()
+                c0 = cpu_snapshot(labels)
                 t0 = time.perf_counter()
                 n = bench.import_rows(PROVINCE, ids[PROVINCE], base_periods, args.rows, rep)
                 base = n / (time.perf_counter() - t0)
+                if args.cpu:
+                    log(f"  import CPU s: {cpu_spent(c0, cpu_snapshot(labels))}")
 
                 fed_periods = [period(rep, k, 1) for k in range(periods_needed)]
                 wall0 = datetime.now(UTC)
                 t0 = time.perf_counter()
                 n = bench.import_rows(COUNTY, ids[COUNTY], fed_periods, args.rows, rep)
                 t1 = time.perf_counter()
+                c1 = cpu_snapshot(labels)
                 t2 = bench.wait_province(1800)
+                if args.cpu:
+                    log(f"  transfer CPU s: {cpu_spent(c1, cpu_snapshot(labels))}")
                 e2e = n / (t2 - t0)
                 transfer = n / (t2 - t1)
                 for code in (CITY, PROVINCE):

@@ -413,8 +413,8 @@ def main() -> None:
 
             for rep in range(args.repeat):
                 base_periods = [period(rep, k, 0) for k in range(periods_needed)]
-                labels = bench.cpu_labels()
-                c0 = cpu_snapshot(labels)
+                labels = bench.cpu_labels() if args.cpu else {}
+                c0 = cpu_snapshot(labels) if args.cpu else {}
                 t0 = time.perf_counter()
                 n = bench.import_rows(PROVINCE, ids[PROVINCE], base_periods, args.rows, rep)
                 base = n / (time.perf_counter() - t0)
@@ -426,7 +426,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 n = bench.import_rows(COUNTY, ids[COUNTY], fed_periods, args.rows, rep)
                 t1 = time.perf_counter()
-                c1 = cpu_snapshot(labels)
+                c1 = cpu_snapshot(labels) if args.cpu else {}
                 t2 = bench.wait_province(1800)
                 if args.cpu:
                     log(f"  transfer CPU s: {cpu_spent(c1, cpu_snapshot(labels))}")

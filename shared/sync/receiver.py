@@ -396,6 +396,11 @@ def _relay_down(
         insert_changes(session, t, DOWN, target, first, changes)
 
 
+def _same_changes(a: Sequence[Change], b: Sequence[Change]) -> bool:
+    """Whether ``a`` holds the very objects of ``b``, in the same order."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
 def _apply_stream(
     session: Session,
     t: SyncTables,
@@ -410,12 +415,12 @@ def _apply_stream(
     relay_region: str | None = None,
     relay_up: bool = False,
     relay_down: RelayDown | None = None,
-    incoming_json: bytes | None = None,
+    as_sent: tuple[Sequence[Change], bytes] | None = None,
 ) -> _StreamOutcome:
     """Apply the contiguous run after ``applied_seq`` (incoming + held), hold the rest.
 
-    ``incoming_json``: the JSON of ``incoming`` in this order as the sender digested it, if
-    known (a run that is all of it is relayed in these bytes)."""
+    ``as_sent``: the batch's changes in the order they came and the bytes the sender
+    digested them in, if known: a run that is exactly those changes is relayed in them."""
     fresh = {c.seq: c for c in incoming if c.seq > applied_seq}
     out = _StreamOutcome(applied_seq, duplicates=len(incoming) - len(fresh))
     if not fresh:
@@ -449,14 +454,10 @@ def _apply_stream(
         )
         if relay_up:
             # A run that is the whole batch, as it came, is kept in the bytes it came in.
-            as_received = (
-                incoming_json
-                if incoming_json is not None
-                and len(run) == len(incoming)
-                and all(a is b for a, b in zip(run, incoming, strict=True))
-                else None
-            )
-            record_relayed(session, t, stream, run, relay_region, now, as_received)
+            run_json = None
+            if as_sent is not None and _same_changes(run, as_sent[0]):
+                run_json = as_sent[1]
+            record_relayed(session, t, stream, run, relay_region, now, run_json)
         if relay_down is not None:
             _relay_down(session, t, run, relay_down)
     if to_hold:
@@ -529,13 +530,6 @@ def receive_batch(
     by_origin: dict[str, list[Change]] = {o: [] for o in batch.origins}
     for change in sorted(batch.changes, key=lambda c: (c.origin, c.seq)):
         by_origin[change.origin].append(change)
-    # The bytes the changes came in stand for an origin's changes in seq order only if the
-    # batch holds one origin and came in that order.
-    whole_json = None
-    if digested_json is not None and len(by_origin) == 1:
-        (ordered,) = by_origin.values()
-        if all(a is b for a, b in zip(ordered, batch.changes, strict=True)):
-            whole_json = digested_json
     with applying_received(session):
         for origin, changes in sorted(by_origin.items()):
             out = _apply_stream(
@@ -550,7 +544,7 @@ def receive_batch(
                 now=now,
                 relay_region=batch.origins[origin],
                 relay_up=relay,
-                incoming_json=whole_json,
+                as_sent=None if digested_json is None else (batch.changes, digested_json),
             )
             result.acks[origin] = out.applied_seq
             result.applied += out.applied

@@ -379,13 +379,14 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._batches = 0  # sync batches seen so far, this one included
 
     def _fires(self, what: str, probability: float) -> bool:
         """At random with ``probability``; and surely from the third batch on, once, if it
         has not fired yet (a link carrying few batches still sees every fault asked for)."""
         if self._rng.random() < probability:
             return True
-        return probability > 0 and what not in self.faults.counts and len(self.faults.seen) >= 2
+        return probability > 0 and what not in self.faults.counts and self._batches >= 3
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -396,6 +397,16 @@ class FaultProxy:
         headers = {
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
         }
+        try:
+            response = await self._pass(request, body, path, headers)
+        except httpx.TransportError as exc:  # the parent is down: a gateway's answer
+            response = Response(f"proxy: parent unreachable: {exc}".encode(), status_code=502)
+        await response(scope, receive, send)
+
+    async def _pass(
+        self, request: Request, body: bytes, path: str, headers: dict[str, str]
+    ) -> Response:
+        """The answer to one request, after the faults asked for."""
         f = self.faults
         is_batch = request.method == "POST" and request.url.path.endswith("/batches")
         async with httpx.AsyncClient(base_url=self.target, timeout=60.0) as client:
@@ -404,6 +415,7 @@ class FaultProxy:
                 return await client.request(request.method, path, content=content, headers=headers)
 
             if is_batch:
+                self._batches += 1
                 low, high = f.delay_s
                 if high > 0:
                     await asyncio.sleep(self._rng.uniform(low, high))
@@ -417,18 +429,15 @@ class FaultProxy:
                 f.seen.append(body)
                 if self._fires("answer_dropped", f.drop_answer):
                     f.count("answer_dropped")
-                    response = Response(b"proxy: answer lost", status_code=502)
-                    await response(scope, receive, send)
-                    return
+                    return Response(b"proxy: answer lost", status_code=502)
                 f.count("forwarded")
             else:
                 answer = await forward(body)
-        response = Response(
+        return Response(
             answer.content,
             status_code=answer.status_code,
             media_type=answer.headers.get("content-type"),
         )
-        await response(scope, receive, send)
 
     def start(self) -> FaultProxy:
         config = uvicorn.Config(self, host="127.0.0.1", port=self.port, log_level="warning")

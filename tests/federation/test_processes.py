@@ -88,6 +88,19 @@ def _entered_codes(node: Node, tiers: ProcessTiers) -> list[str]:
 def test_city_killed_mid_relay_then_restarted(process_tiers: ProcessTiers) -> None:
     tiers = process_tiers
     city, province = tiers.city, tiers.province
+    # Each relayed batch waits a moment on its way up, so the relay of the backlog takes
+    # seconds however fast the province applies it, and the city dies with a batch on the
+    # wire (forwarded after its death: the resent copy must be skipped).
+    slow = FaultProxy(province.url, Faults(delay_s=(0.25, 0.25))).start()
+    try:
+        restart_via(city, slow.url)
+        _kill_city_mid_relay(tiers)
+    finally:
+        slow.stop()
+
+
+def _kill_city_mid_relay(tiers: ProcessTiers) -> None:
+    city, province = tiers.city, tiers.province
     province.stop()
     entered = 0
     for county in tiers.counties.values():

@@ -371,9 +371,10 @@ class SyncPusher(_Loop):
 
         Up to ``window`` batches are in flight: the next one is read, encoded and sent while
         the parent applies the one before (it applies a stream's changes in order and holds
-        any that arrive early). Answers are taken in the order the batches went out; an
-        acknowledgement other than the end of its batch, or a failure, drops the batches
-        sent after it, and the stream is read again from the acknowledgement.
+        any that arrive early); changes recorded meanwhile are read after each answer, so
+        a growing stream keeps the window full. Answers are taken in the order the batches
+        went out; an acknowledgement other than the end of its batch, or a failure, drops
+        the batches sent after it, and the stream is read again from the acknowledgement.
         """
         moved = 0
         sent: deque[tuple[_Prepared, asyncio.Task[Any]]] = deque()
@@ -399,6 +400,13 @@ class SyncPusher(_Loop):
                 if ack != prepared.last:
                     _cancel(sent)
                     following = await asyncio.to_thread(self._prepare, stream)
+                elif following is None:
+                    # Changes recorded while the batches were on their way follow the last
+                    # one sent: the window stays full while the stream grows (a relaying
+                    # city commits a run every few hundred ms), and the parent always has
+                    # the next batch in hand when it finishes one.
+                    tail = sent[-1][0] if sent else prepared
+                    following = await asyncio.to_thread(self._read, stream, tail.last)
             return moved
         finally:
             _cancel(sent)

@@ -354,6 +354,39 @@ def test_two_batches_in_flight_are_applied_once_in_order(
     assert_twelve_applied_once(city, county)
 
 
+class RecordsMeanwhile(Staggered):
+    """Staggered; while the first batch is on its way the county records ``more`` values."""
+
+    def __init__(self, county: TinyNode, more: int, delay: float) -> None:
+        super().__init__(delay=delay)
+        self.county = county
+        self.more = more
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.sent:
+            await asyncio.to_thread(self.county.enter, values("360121", self.more, start=100))
+        return await super().handle_async_request(request)
+
+
+def test_changes_recorded_while_batches_are_in_flight_go_out_in_the_same_pass(
+    servers: list[LiveServer], city: TinyNode, county: TinyNode
+) -> None:
+    # The stream ended at 5 when the pass read it; 6..12 are recorded while 1..5 is on its
+    # way. They follow it in the same pass, two batches in flight again, not in a later one.
+    transport = RecordsMeanwhile(county, more=7, delay=0.3)
+    server = county_to_city(servers, city, county, 5)
+
+    async def scenario() -> int:
+        async with httpx.AsyncClient(transport=transport) as client:
+            push = pusher(county, server.url, COUNTY_SECRET, batch_size=5, client=client)
+            return await push.run_once()
+
+    assert asyncio.run(scenario()) == 12
+    assert transport.sent == [(1, 5), (6, 10), (11, 12)]
+    assert transport.most_in_flight == 2
+    assert_twelve_applied_once(city, county)
+
+
 def test_a_batch_overtaking_the_one_before_it_is_held_until_that_one_arrives(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:

@@ -113,6 +113,7 @@ class GatewayRuntime:
                 await self._retry_task
         for upstream in self.upstreams.values():
             await upstream.close()
+        await self.peers.aclose()
 
     def _rebuild_routes(self) -> None:
         self.routes = route_table(self.service_docs, set(OWN_RESOURCES))

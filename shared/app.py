@@ -62,6 +62,7 @@ def create_service_app(
                     await stack.enter_async_context(enter(app))
                 yield
         finally:
+            await app.state.peers.aclose()
             db.dispose()
 
     app = FastAPI(

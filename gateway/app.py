@@ -16,10 +16,9 @@ from gateway.router import api_keys_router, audit_router, auth_router, users_rou
 from gateway.routing import merge_openapi
 from gateway.runtime import GatewayRuntime
 from gateway.sync_routes import nodes_router, sync_router
-from shared.app import PROBLEM_RESPONSES
+from shared.app import PROBLEM_RESPONSES, storage_readiness
 from shared.db import Database
 from shared.errors import install_error_handlers
-from shared.migrate import current_revision, head_revision
 from shared.settings import NodeSettings
 
 __all__ = ["PACKAGE_DIR", "create_app"]
@@ -88,21 +87,17 @@ def create_app(settings: NodeSettings, services: Mapping[str, ASGIApp] | None = 
     @app.get("/ready", tags=["health"], summary="就绪检查 (readiness)")
     def ready(request: Request) -> JSONResponse:
         """Readiness: storage at its migration head and every configured service discovered."""
-        db: Database = request.app.state.db
-        try:
-            db.ping()
-            current = current_revision(db)
-        except Exception as exc:  # the database itself is what is being checked
-            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-        head = head_revision(PACKAGE_DIR, db)
+        state = storage_readiness(request.app.state.db, PACKAGE_DIR)
+        if isinstance(state, JSONResponse):
+            return state
         problems = []
-        if current != head:
-            problems.append(f"migrations pending ({current} → {head})")
+        if not state.at_head:
+            problems.append(f"migrations pending ({state.current} → {state.head})")
         problems += [f"service {name} not discovered" for name in sorted(runtime.missing)]
         return JSONResponse(
             {
                 "status": "ok" if not problems else "degraded",
-                "revision": current,
+                "revision": state.current,
                 "services": sorted(runtime.service_docs),
                 "problems": problems,
             },

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.identity import IdentityMiddleware
-from shared.migrate import current_revision, head_revision
+from shared.migrate import Revisions, storage_revisions
 from shared.peers import Peers
 from shared.settings import NodeSettings, ServiceName
 
@@ -89,19 +89,27 @@ def create_service_app(
     @app.get("/ready", tags=["health"], summary="就绪检查 (readiness)")
     def ready(request: Request) -> JSONResponse:
         """Readiness: the database answers and its migrations are at head."""
-        db: Database = request.app.state.db
-        try:
-            db.ping()
-            current = current_revision(db)
-        except Exception as exc:  # the database itself is what is being checked
-            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-        head = head_revision(package_dir, db)
-        ok = current == head
+        state = storage_readiness(request.app.state.db, package_dir)
+        if isinstance(state, JSONResponse):
+            return state
         return JSONResponse(
-            {"status": "ok" if ok else "migrations-pending", "revision": current, "head": head},
-            status_code=200 if ok else 503,
+            {
+                "status": "ok" if state.at_head else "migrations-pending",
+                "revision": state.current,
+                "head": state.head,
+            },
+            status_code=200 if state.at_head else 503,
         )
 
     for router in routers:
         app.include_router(router)
     return app
+
+
+def storage_readiness(db: Database, package_dir: Path) -> Revisions | JSONResponse:
+    """A storage's migration revisions, or the 503 answer of ``/ready`` when its database
+    does not answer."""
+    try:
+        return storage_revisions(package_dir, db)
+    except Exception as exc:  # the database itself is what is being checked
+        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +12,14 @@ from alembic.script import ScriptDirectory
 
 from shared.db import Database
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+__all__ = [
+    "Revisions",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "storage_revisions",
+    "upgrade",
+]
 
 
 def alembic_config(package_dir: Path, db: Database) -> Config:
@@ -41,3 +49,21 @@ def current_revision(db: Database) -> str | None:
     with db.engine.connect() as conn:
         opts = {"version_table_schema": db.schema} if db.is_postgres and db.schema else {}
         return MigrationContext.configure(conn, opts=opts).get_current_revision()
+
+
+@dataclass(frozen=True)
+class Revisions:
+    """Where a storage's migrations stand."""
+
+    current: str | None
+    head: str | None
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+
+def storage_revisions(package_dir: Path, db: Database) -> Revisions:
+    """The storage's current and head revisions; raises if its database does not answer."""
+    db.ping()
+    return Revisions(current_revision(db), head_revision(package_dir, db))

@@ -38,6 +38,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkup.cluster import NodeProcess, free_port, link_child
 from checkup.node import run_migrations
+from checkup.waiting import wait_for
 from gateway.accounts import create_user
 from services.indicator.sync.tables import SYNC
 from shared.db import Database
@@ -229,19 +231,16 @@ class Bench:
             r = c.post("/api/v1/systems/import", json=system)
             r.raise_for_status()
             c.post(f"/api/v1/systems/{r.json()['id']}/release").raise_for_status()
-        ids: dict[str, int] = {}
-        deadline = time.monotonic() + 60
-        for code in (PROVINCE, CITY, COUNTY):
-            while True:
-                with self.client(code) as c:
-                    items = c.get("/api/v1/systems", params={"code": "BENCH-FED"}).json()["items"]
-                if items:
-                    ids[code] = int(items[0]["id"])
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the system did not reach {code}")
-                time.sleep(0.1)
-        return ids
+
+        def system_at(code: str) -> int | None:
+            with self.client(code) as c:
+                items = c.get("/api/v1/systems", params={"code": "BENCH-FED"}).json()["items"]
+            return int(items[0]["id"]) if items else None
+
+        return {
+            code: wait_for(partial(system_at, code), 60, f"the system at {code}", error=SystemExit)
+            for code in (PROVINCE, CITY, COUNTY)
+        }
 
     def communities(self) -> list[str]:
         with self.database(COUNTY).session() as s:
@@ -317,14 +316,14 @@ class Bench:
         seen. The progress is read from the databases (one small indexed read every 0.1 s):
         asking the nodes' status endpoints would load the very processes measured."""
         head = self.county_head()
-        deadline = time.monotonic() + timeout
-        while True:
-            acked = self.acked_at_province()
-            if head and acked >= head:
-                return time.perf_counter()
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the province did not catch up: acked {acked} of {head}")
-            time.sleep(0.1)
+
+        def caught_up() -> float:
+            return time.perf_counter() if head and self.acked_at_province() >= head else 0.0
+
+        seen: float = wait_for(
+            caught_up, timeout, f"the province acknowledging seq {head}", error=SystemExit
+        )
+        return seen
 
     def batch_times(self, code: str, since: datetime) -> list[tuple[int, float]]:
         """(changes, seconds since the previous batch) of each batch ``code`` received."""

@@ -14,6 +14,7 @@ import httpx
 
 from checkup.cluster import NodeProcess
 from checkup.sample_data import sample_values, to_csv
+from checkup.waiting import wait_for
 from shared.settings import NodeSettings
 
 PERIOD = "2025"
@@ -78,14 +79,7 @@ class DemoNode:
 
 
 def _wait(check: Any, what: str, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise DemoError(f"等待超时 (timed out): {what}")
-        time.sleep(0.3)
+    return wait_for(check, timeout, what, 0.3, error=DemoError)
 
 
 def _make_nodes(data_dir: Path, port: int) -> dict[str, DemoNode]:

@@ -12,6 +12,7 @@ __all__ = [
     "level_of",
     "parent_of",
     "prefix_of",
+    "related",
     "tier_of",
 ]
 
@@ -85,6 +86,12 @@ def contains(scope: str, code: str) -> bool:
     if not (is_valid_code(scope) and is_valid_code(code)):
         return False
     return code.startswith(prefix_of(scope))
+
+
+def related(a: str, b: str) -> bool:
+    """Whether two regions lie on one line of the hierarchy: one is, or contains, the other
+    (a county and its city or province; not two counties, not a county and another city)."""
+    return contains(a, b) or contains(b, a)
 
 
 def tier_of(code: str) -> str:

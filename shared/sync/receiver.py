@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from shared.dbtypes import utcnow
-from shared.regions import contains, is_valid_code
+from shared.regions import contains, is_valid_code, related
 from shared.sync.dialect import dialect_of
 from shared.sync.errors import AckAhead, MalformedBatch, OriginConflict, OutOfScope, ReplayedBatch
 from shared.sync.links import RECEIVE, SERVE, note_success
@@ -259,7 +259,7 @@ def _validate(
             malformed.append({"row": row, "field": "payload", "message": problem})
         elif direction == DOWN:
             # From above: about this node's region, a region inside it, or one above it.
-            if region is not None and not (contains(scope, region) or contains(region, scope)):
+            if region is not None and not related(scope, region):
                 scoped.append(
                     {
                         "row": row,

@@ -37,7 +37,7 @@ from services.indicator.systems.schemas import (
 from shared.dbtypes import utcnow
 from shared.errors import Conflict, Forbidden, Locked, NotFound, ValidationFailed
 from shared.identity import Identity, Role
-from shared.regions import contains, is_valid_code, parent_of, prefix_of
+from shared.regions import contains, is_valid_code, parent_of, prefix_of, related
 
 __all__ = [
     "STARTER_FILE",
@@ -1268,9 +1268,7 @@ def load_starter_system(session: Session, region_code: str, created_by: str) -> 
     )
     if existing is not None:
         system = _load_full(session, existing)
-        if not (
-            contains(system.region_code, region_code) or contains(region_code, system.region_code)
-        ):
+        if not related(system.region_code, region_code):
             raise Conflict(
                 f"起始指标体系已由区划 {system.region_code} 载入 (starter already loaded for "
                 f"another region)",

@@ -15,7 +15,7 @@ from services.report.projects.schemas import ProjectIn, ProjectPatch, check_mone
 from shared.dbtypes import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identity import Identity
-from shared.regions import contains, is_valid_code, prefix_of
+from shared.regions import is_valid_code, prefix_of, related
 
 __all__ = [
     "create_project",
@@ -194,10 +194,7 @@ def link_task(
     if task is None:
         raise NotFound(f"整改任务不存在: {task_id} (unknown task)", slug="unknown-task")
     identity.check_read(task.region_code)
-    if not (
-        contains(project.region_code, task.region_code)
-        or contains(task.region_code, project.region_code)
-    ):
+    if not related(project.region_code, task.region_code):
         raise ValidationFailed(
             "项目与任务不属于同一区划 (project and task are in unrelated regions)",
             errors=[{"field": "task_id", "message": "unrelated region"}],

@@ -32,7 +32,7 @@ from services.report.tasks.schemas import (
 from shared.dbtypes import utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identity import Identity
-from shared.regions import contains, is_valid_code, level_of, prefix_of
+from shared.regions import is_valid_code, level_of, prefix_of, related
 
 __all__ = [
     "TaskView",
@@ -96,11 +96,7 @@ def list_units(session: Session, identity: Identity, region_code: str) -> list[R
     """Units usable in a region: its own, its ancestors' and its descendants'."""
     identity.check_read(region_code)
     rows = session.scalars(select(ResponsibleUnit).order_by(ResponsibleUnit.code)).all()
-    return [
-        u
-        for u in rows
-        if contains(u.region_code, region_code) or contains(region_code, u.region_code)
-    ]
+    return [u for u in rows if related(u.region_code, region_code)]
 
 
 def _unit_for(session: Session, unit_id: int, region_code: str, field: str) -> ResponsibleUnit:
@@ -111,7 +107,7 @@ def _unit_for(session: Session, unit_id: int, region_code: str, field: str) -> R
             errors=[{"field": field, "message": f"unknown unit {unit_id}"}],
             slug="unknown-unit",
         )
-    if not (contains(unit.region_code, region_code) or contains(region_code, unit.region_code)):
+    if not related(unit.region_code, region_code):
         raise ValidationFailed(
             f"责任单位 {unit.name} 不属于区划 {region_code} (unit outside the task's region)",
             errors=[{"field": field, "message": "unit outside the task's region"}],

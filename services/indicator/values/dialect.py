@@ -188,8 +188,13 @@ class PostgresBulk(BulkDialect):
         return f"pg_temp.{table}"
 
     def analyze(self, session: Session, table: str) -> None:
-        # Autovacuum never sees temporary tables; without this the planner guesses.
+        # Autovacuum never sees temporary tables; without this the planner guesses. A
+        # sample of 3,000 rows (statistics target 10, not 100) gives their size and spread
+        # as well for these uniform batches: a 10,000-row batch (a sync batch) is analysed
+        # in a third of the time instead of read whole.
+        session.execute(text("SET LOCAL default_statistics_target = 10"))
         session.execute(text(f"ANALYZE {table}"))
+        session.execute(text("SET LOCAL default_statistics_target TO DEFAULT"))
 
     def join_values(self, alias: str, on: str, *, left: bool = False) -> str:
         # A period being filled is missing from the table's statistics (they are a few

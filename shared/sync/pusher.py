@@ -333,6 +333,15 @@ class SyncPusher(_Loop):
         # read (a relay appending meanwhile): the head is at least the last change sent.
         return _Prepared(stream, body, header, max(int(head), last), after, last)
 
+    def _head(self, stream: str) -> int:
+        """The last seq this node has recorded in an up stream."""
+        s = self.tables.streams.c
+        with self.db.session() as session:
+            head = session.execute(
+                select(s.last_seq).where((s.direction == UP) & (s.stream == stream))
+            ).scalar()
+        return int(head or 0)
+
     def _settle(self, prepared: _Prepared, answer: Any) -> int | None:
         """Record the parent's acknowledgement; returns it (None: the answer is a failure)."""
         stream = prepared.stream
@@ -343,15 +352,18 @@ class SyncPusher(_Loop):
                 PUSH, stream, _Failure(f"应答缺少确认序号 (no ack in {answer!r:.200})", True)
             )
             return None
-        if ack > prepared.head:
+        if ack > prepared.head and ack > (head := self._head(stream)):
             # The parent holds seqs this node has not written: one of them was restored from
             # a backup. Sending on would reuse seqs the parent would drop as duplicates.
+            # (Beyond the head as read with the batch is not enough: a later batch, read
+            # after more changes were recorded, may have overtaken it and been applied
+            # with it.)
             self._fail(
                 PUSH,
                 stream,
                 _Failure(
-                    f"上级确认到 {ack}，本地只记录到 {prepared.head}：是否从备份恢复？"
-                    f"(parent acknowledged {ack} beyond the local head {prepared.head})",
+                    f"上级确认到 {ack}，本地只记录到 {head}：是否从备份恢复？"
+                    f"(parent acknowledged {ack} beyond the local head {head})",
                     permanent=True,
                 ),
                 at_once=True,

@@ -35,7 +35,7 @@ from shared.sync import (
     wake_on_commit,
 )
 from shared.sync.links import cursor, note_failure
-from tests.sync.tiny import SERVICE, LiveServer, Registry, TinyNode, parent_app
+from tests.sync.tiny import SERVICE, LiveServer, Registry, TinyNode, outbox_batch, parent_app
 
 COUNTY_SECRET = "county-secret-0123456789abcdef0123"
 COUNTY2_SECRET = "county2-secret-0123456789abcdef012"
@@ -261,15 +261,16 @@ class ShortAcks(RewriteAnswers):
             self.short_by = 0
 
 
-def push_twelve(
+def push_once(
     servers: list[LiveServer],
     city: TinyNode,
     county: TinyNode,
     transport: httpx.AsyncBaseTransport,
+    n: int,
     **kw: Any,
 ) -> int:
-    """One push pass of 12 county values in batches of 5 through ``transport``."""
-    server = county_to_city(servers, city, county, 12)
+    """One push pass of ``n`` county values in batches of 5 through ``transport``."""
+    server = county_to_city(servers, city, county, n)
 
     async def scenario() -> int:
         async with httpx.AsyncClient(transport=transport) as client:
@@ -277,6 +278,16 @@ def push_twelve(
             return await push.run_once()
 
     return asyncio.run(scenario())
+
+
+def push_twelve(
+    servers: list[LiveServer],
+    city: TinyNode,
+    county: TinyNode,
+    transport: httpx.AsyncBaseTransport,
+    **kw: Any,
+) -> int:
+    return push_once(servers, city, county, transport, 12, **kw)
 
 
 def assert_twelve_applied_once(city: TinyNode, county: TinyNode) -> None:
@@ -374,17 +385,65 @@ def test_changes_recorded_while_batches_are_in_flight_go_out_in_the_same_pass(
     # The stream ended at 5 when the pass read it; 6..12 are recorded while 1..5 is on its
     # way. They follow it in the same pass, two batches in flight again, not in a later one.
     transport = RecordsMeanwhile(county, more=7, delay=0.3)
-    server = county_to_city(servers, city, county, 5)
-
-    async def scenario() -> int:
-        async with httpx.AsyncClient(transport=transport) as client:
-            push = pusher(county, server.url, COUNTY_SECRET, batch_size=5, client=client)
-            return await push.run_once()
-
-    assert asyncio.run(scenario()) == 12
+    assert push_once(servers, city, county, transport, 5) == 12
     assert transport.sent == [(1, 5), (6, 10), (11, 12)]
     assert transport.most_in_flight == 2
     assert_twelve_applied_once(city, county)
+
+
+class LaterBatchFirst(Middleman):
+    """On the first push, the county records two more values and their batch (6..7) reaches
+    the city before 1..5 does (it overtook it): the city holds 6..7, applies both with 1..5
+    and acknowledges 7, beyond the head the county had when it read 1..5."""
+
+    def __init__(self, county: TinyNode) -> None:
+        super().__init__()
+        self.county = county
+        self.acks: list[int] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.acks:
+            await asyncio.to_thread(self.county.enter, values("360121", 2, start=100))
+            later = outbox_batch(self.county, COUNTY_SECRET, after=5)
+            early = httpx.Request("POST", request.url, content=json.dumps(later.as_wire()).encode())
+            held = await self.inner.handle_async_request(early)
+            assert json.loads(await held.aread())["held"] == 2
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        self.acks.append(json.loads(body)["acks"]["node-360121"])
+        return httpx.Response(response.status_code, content=body, headers=response.headers)
+
+
+def test_an_ack_beyond_the_batch_but_within_the_stream_is_taken(
+    servers: list[LiveServer], city: TinyNode, county: TinyNode
+) -> None:
+    # Not a parent restored from a backup: it applied a later batch with this one.
+    transport = LaterBatchFirst(county)
+    assert push_once(servers, city, county, transport, 5) == 7
+    assert transport.acks == [7]
+    link = status(county, "push", "node-360121")
+    assert (link.state, link.last_acked_seq, link.last_error) == ("active", 7, None)
+    assert city.applied_changes() == [("node-360121", s) for s in range(1, 8)]
+    assert city.snapshot() == county.snapshot()
+
+
+class AcksAhead(Middleman):
+    """Answers as a parent restored from another node's data would: acks beyond the head."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = json.loads(await response.aread())
+        body["acks"] = {k: v + 3 for k, v in body["acks"].items()}
+        return httpx.Response(response.status_code, json=body)
+
+
+def test_an_ack_beyond_everything_recorded_dead_letters_the_link(
+    servers: list[LiveServer], city: TinyNode, county: TinyNode
+) -> None:
+    assert push_once(servers, city, county, AcksAhead(), 5) == 0
+    link = status(county, "push", "node-360121")
+    assert link.state == "dead_letter" and link.last_acked_seq == 0
+    assert "parent acknowledged 8 beyond the local head 5" in (link.last_error or "")
 
 
 def test_a_batch_overtaking_the_one_before_it_is_held_until_that_one_arrives(

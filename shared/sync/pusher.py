@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shared.db import Database
 from shared.dbtypes import utcnow
@@ -301,11 +302,8 @@ class SyncPusher(_Loop):
 
     def _read(self, stream: str, after: int) -> _Prepared | None:
         """The batch of the next changes after seq ``after``, built and encoded."""
-        s = self.tables.streams.c
         with self.db.session() as session:
-            head, region = session.execute(
-                select(s.last_seq, s.region).where((s.direction == UP) & (s.stream == stream))
-            ).one()
+            head, region = self._stream_row(session, stream)
             found = read_wire(session, self.tables, stream, after, self.batch_size)
         if found is None:
             return None
@@ -331,16 +329,20 @@ class SyncPusher(_Loop):
         )
         # Under READ COMMITTED the rows may include changes committed after the head was
         # read (a relay appending meanwhile): the head is at least the last change sent.
-        return _Prepared(stream, body, header, max(int(head), last), after, last)
+        return _Prepared(stream, body, header, max(head, last), after, last)
+
+    def _stream_row(self, session: Session, stream: str) -> tuple[int, str | None]:
+        """(last seq recorded, region) of an up stream."""
+        s = self.tables.streams.c
+        head, region = session.execute(
+            select(s.last_seq, s.region).where((s.direction == UP) & (s.stream == stream))
+        ).one()
+        return int(head), region
 
     def _head(self, stream: str) -> int:
         """The last seq this node has recorded in an up stream."""
-        s = self.tables.streams.c
         with self.db.session() as session:
-            head = session.execute(
-                select(s.last_seq).where((s.direction == UP) & (s.stream == stream))
-            ).scalar()
-        return int(head or 0)
+            return self._stream_row(session, stream)[0]
 
     def _settle(self, prepared: _Prepared, answer: Any) -> int | None:
         """Record the parent's acknowledgement; returns it (None: the answer is a failure)."""

@@ -280,16 +280,6 @@ def push_once(
     return asyncio.run(scenario())
 
 
-def push_twelve(
-    servers: list[LiveServer],
-    city: TinyNode,
-    county: TinyNode,
-    transport: httpx.AsyncBaseTransport,
-    **kw: Any,
-) -> int:
-    return push_once(servers, city, county, transport, 12, **kw)
-
-
 def assert_twelve_applied_once(city: TinyNode, county: TinyNode) -> None:
     assert city.applied_changes() == [("node-360121", s) for s in range(1, 13)]
     assert city.snapshot() == county.snapshot()
@@ -300,7 +290,7 @@ def test_the_batch_read_ahead_is_dropped_when_the_ack_falls_short(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:
     transport = ShortAcks(short_by=2)
-    moved = push_twelve(servers, city, county, transport, window=1)
+    moved = push_once(servers, city, county, transport, 12, window=1)
 
     # 1..5 acknowledged up to 3 only: the batch read ahead (6..10) is not sent; the stream
     # goes on from 4, and the city applies each change once.
@@ -313,7 +303,7 @@ def test_a_short_ack_drops_the_batch_in_flight_after_it(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:
     transport = ShortAcks(short_by=2)
-    moved = push_twelve(servers, city, county, transport)
+    moved = push_once(servers, city, county, transport, 12)
 
     # 6..10 went out with 1..5; whether or not the city got it before it was dropped, the
     # stream goes on from the acknowledgement (4) and every change is applied once.
@@ -355,7 +345,7 @@ def test_two_batches_in_flight_are_applied_once_in_order(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:
     transport = Staggered(delay=0.2)
-    moved = push_twelve(servers, city, county, transport)
+    moved = push_once(servers, city, county, transport, 12)
 
     assert moved == 12
     # The next batch went out before the answer to the one before it came back.
@@ -450,7 +440,7 @@ def test_a_batch_overtaking_the_one_before_it_is_held_until_that_one_arrives(
     servers: list[LiveServer], city: TinyNode, county: TinyNode
 ) -> None:
     transport = Staggered(hold_first=0.5)
-    moved = push_twelve(servers, city, county, transport)
+    moved = push_once(servers, city, county, transport, 12)
 
     assert moved == 12
     # 6..10 reached the city first and was held (nothing acknowledged); 1..5 then applied

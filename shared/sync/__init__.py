@@ -56,11 +56,13 @@ from shared.sync.receiver import (
 from shared.sync.status import LinkStatus, sync_status
 from shared.sync.tables import (
     SyncTables,
+    compress_relay_runs,
     create_relay_table,
     create_sync_tables,
     define_sync_tables,
     drop_relay_table,
     drop_sync_tables,
+    uncompress_relay_runs,
 )
 from shared.sync.wire import (
     BATCH_HEADER,
@@ -127,6 +129,7 @@ __all__ = [
     "build_pull",
     "bulk_insert",
     "canonical_json",
+    "compress_relay_runs",
     "create_relay_table",
     "create_sync_tables",
     "define_sync_tables",
@@ -150,6 +153,7 @@ __all__ = [
     "sign_batch",
     "sync_router",
     "sync_status",
+    "uncompress_relay_runs",
     "verify_batch_mac",
     "verify_digest",
     "verify_pull_mac",

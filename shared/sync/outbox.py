@@ -27,7 +27,13 @@ from shared.sync.dialect import dialect_of
 from shared.sync.links import PUSH, SERVE
 from shared.sync.node import SyncNode, mark_recorded, node_of
 from shared.sync.tables import SyncTables
-from shared.sync.wire import BROADCAST, MAX_BATCH_BYTES, Change, canonical_changes
+from shared.sync.wire import (
+    BROADCAST,
+    MAX_BATCH_BYTES,
+    Change,
+    canonical_changes,
+    canonical_json,
+)
 
 __all__ = [
     "DOWN",
@@ -285,18 +291,37 @@ def _outbox_changes(
     origin: str | None = None,
 ) -> list[Change]:
     """The next ``limit`` ``sync_outbox`` rows of a stream after seq ``after`` as changes."""
+    rows = _outbox_rows(session, tables, direction, stream, after, limit)
+    who = origin or stream
+    loads = orjson.loads
+    return [Change(who, int(seq), e, k, op, loads(p)) for seq, e, k, op, p in rows]
+
+
+def _outbox_rows(
+    session: Session, tables: SyncTables, direction: str, stream: str, after: int, limit: int
+) -> Sequence[Any]:
+    """(seq, entity, key, op, payload JSON text) of the next ``limit`` rows after ``after``."""
     o = tables.outbox.c
-    # The payload as text, parsed here with orjson: a third faster than the driver's JSON
-    # loading per row, for a batch of thousands.
-    rows = session.execute(
+    # The payload as text, parsed by the caller with orjson: a third faster than the
+    # driver's JSON loading per row, for a batch of thousands.
+    return session.execute(
         select(o.seq, o.entity, o.entity_key, o.op, o.payload.cast(Text))
         .where((o.direction == direction) & (o.stream == stream) & (o.seq > after))
         .order_by(o.seq)
         .limit(limit)
     ).all()
-    who = origin or stream
+
+
+def _own_wire_items(
+    session: Session, tables: SyncTables, stream: str, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """The stream's own next changes as their wire objects, without ``Change`` objects in
+    between (a county's push reads 10,000 a batch: a third less of its CPU)."""
     loads = orjson.loads
-    return [Change(who, int(seq), e, k, op, loads(p)) for seq, e, k, op, p in rows]
+    return [
+        {"entity": e, "key": k, "op": op, "origin": stream, "payload": loads(p), "seq": int(seq)}
+        for seq, e, k, op, p in _outbox_rows(session, tables, UP, stream, after, limit)
+    ]
 
 
 def _with_relayed(
@@ -359,15 +384,18 @@ def read_wire(
         # Canonical JSON arrays of changes joined are the canonical JSON of the whole list.
         joined = parts[0] if len(parts) == 1 else b"[" + b",".join(p[1:-1] for p in parts) + b"]"
         return joined, after + 1, last
-    outbox = _outbox_changes(session, tables, UP, stream, after, limit)
-    changes = _with_relayed(outbox, runs, after, limit)
-    if not changes:
+    if runs:
+        outbox = _outbox_changes(session, tables, UP, stream, after, limit)
+        items = [c.as_wire() for c in _with_relayed(outbox, runs, after, limit)]
+    else:
+        items = _own_wire_items(session, tables, stream, after, limit)
+    if not items:
         return None
-    encoded = canonical_changes(changes)
-    while len(encoded) > max_bytes and len(changes) > 1:
-        changes = changes[: len(changes) // 2]
-        encoded = canonical_changes(changes)
-    return encoded, changes[0].seq, changes[-1].seq
+    encoded = canonical_json(items)
+    while len(encoded) > max_bytes and len(items) > 1:
+        items = items[: len(items) // 2]
+        encoded = canonical_json(items)
+    return encoded, items[0]["seq"], items[-1]["seq"]
 
 
 def prune(session: Session, tables: SyncTables, *, older_than: datetime) -> dict[str, int]:

@@ -205,6 +205,13 @@ def test_relayed_runs_go_up_as_stored_from_any_acknowledged_position(
         one_run = read_wire(session, city.tables, stream, 0, 12, max_bytes=1)
         assert one_run is not None and one_run[1:] == (1, 5)
     with county.db.session() as session:
+        # The county's own changes: the canonical JSON of what it records, from any position.
+        assert read_wire(session, county.tables, stream, 0, 12) == (canonical_changes(sent), 1, 12)
+        assert read_wire(session, county.tables, stream, 9, 2) == (
+            canonical_changes(sent[9:11]),
+            10,
+            11,
+        )
         budget = len(canonical_changes(sent[:4])) + 5
         assert read_wire(session, county.tables, stream, 0, 12, max_bytes=budget) == (
             canonical_changes(sent[:3]),

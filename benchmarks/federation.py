@@ -106,6 +106,14 @@ def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {k: round(v - before.get(k, 0.0), 2) for k, v in sorted(after.items())}
 
 
+def wal_spent(before: dict[str, int], after: dict[str, int]) -> str:
+    """Write-ahead log written and checkpoints begun between two ``wal_position`` readings."""
+    if not before:
+        return "-"
+    mb = (after["wal"] - before["wal"]) / 1e6
+    return f"WAL {mb:,.0f} MB, checkpoints {after['checkpoints'] - before['checkpoints']}"
+
+
 def _utc(at: datetime | str) -> datetime:
     """A stored time as an aware UTC datetime (SQLite hands back naive text)."""
     value = datetime.fromisoformat(at) if isinstance(at, str) else at
@@ -181,6 +189,30 @@ class Bench:
         for name in self.dbnames:
             labels[name] = f"{name.split('_')[2]} postgres"
         return labels
+
+    def settle(self) -> dict[str, int]:
+        """Before a measured phase on PostgreSQL: a checkpoint, so that every phase starts
+        with the same write-ahead log behind it. The three nodes share one server (a run
+        writes ~350 MB of WAL, and the server checkpoints every ~500 MB), so a checkpoint
+        otherwise fell inside one phase or the other at random, and that phase paid the
+        full-page images of its first touch of each page after it. Returns the log's
+        position and checkpoint count to compare with after the phase."""
+        if self.backend != "postgres":
+            return {}
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        return self.wal_position()
+
+    def wal_position(self) -> dict[str, int]:
+        if self.backend != "postgres":
+            return {}
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, checkpoints_timed + checkpoints_req "
+                "FROM pg_stat_bgwriter"
+            ).fetchone()
+        assert row is not None
+        return {"wal": int(row[0]), "checkpoints": int(row[1])}
 
     def database(self, code: str) -> Database:
         """The indicator database of a node (one pool per node, kept for the run)."""
@@ -413,20 +445,24 @@ def main() -> None:
             for rep in range(args.repeat):
                 base_periods = [period(rep, k, 0) for k in range(periods_needed)]
                 labels = bench.cpu_labels() if args.cpu else {}
+                w0 = bench.settle()
                 c0 = cpu_snapshot(labels) if args.cpu else {}
                 t0 = time.perf_counter()
                 n = bench.import_rows(PROVINCE, ids[PROVINCE], base_periods, args.rows, rep)
                 base = n / (time.perf_counter() - t0)
+                log(f"  import: {wal_spent(w0, bench.wal_position())}")
                 if args.cpu:
                     log(f"  import CPU s: {cpu_spent(c0, cpu_snapshot(labels))}")
 
                 fed_periods = [period(rep, k, 1) for k in range(periods_needed)]
+                w1 = bench.settle()
                 wall0 = datetime.now(UTC)
                 t0 = time.perf_counter()
                 n = bench.import_rows(COUNTY, ids[COUNTY], fed_periods, args.rows, rep)
                 t1 = time.perf_counter()
                 c1 = cpu_snapshot(labels) if args.cpu else {}
                 t2 = bench.wait_province(1800)
+                log(f"  county import and transfer: {wal_spent(w1, bench.wal_position())}")
                 if args.cpu:
                     log(f"  transfer CPU s: {cpu_spent(c1, cpu_snapshot(labels))}")
                 e2e = n / (t2 - t0)

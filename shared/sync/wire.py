@@ -47,6 +47,7 @@ __all__ = [
     "verify_batch_mac",
     "verify_digest",
     "verify_pull_mac",
+    "wire_change",
 ]
 
 PROTOCOL = "checkup-sync-v1"
@@ -77,14 +78,22 @@ class Change:
     payload: dict[str, Any]
 
     def as_wire(self) -> dict[str, Any]:
-        return {
-            "origin": self.origin,
-            "seq": self.seq,
-            "entity": self.entity,
-            "key": self.key,
-            "op": self.op,
-            "payload": self.payload,
-        }
+        return wire_change(self.origin, self.seq, self.entity, self.key, self.op, self.payload)
+
+
+def wire_change(
+    origin: str, seq: int, entity: str, key: str, op: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """A change as a batch carries it (``canonical_json`` of a list of them is the relay's
+    and the digest's form); also built straight from outbox rows, without a ``Change``."""
+    return {
+        "origin": origin,
+        "seq": seq,
+        "entity": entity,
+        "key": key,
+        "op": op,
+        "payload": payload,
+    }
 
 
 @dataclass(frozen=True)

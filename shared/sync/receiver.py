@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 MAX_ERRORS = 100
+_KIND = attrgetter("origin", "entity", "op")
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,40 @@ def _origin_errors(batch: Batch, scope: str, node: SyncNode) -> list[dict[str, A
     return errors
 
 
+def _plainly_valid(batch: Batch, appliers: Appliers, *, direction: str, scope: str) -> bool:
+    """Whether the per-change checks of ``_validate`` would find nothing, decided once per
+    distinct value instead of once per row (a batch of 10,000 changes names a few origins,
+    entities and ops and a few hundred regions). False means only: look row by row."""
+    changes = batch.changes
+    if len({(c.origin, c.seq) for c in changes}) != len(changes):
+        return False  # an origin and seq twice: the rows tell whether the two differ
+    origins = batch.origins
+    for origin, entity, op in set(map(_KIND, changes)):
+        applier = appliers.get(entity)
+        if applier is None or origin not in origins:
+            return False
+        if applier.ops is not None and op not in applier.ops:
+            return False
+        if direction == DOWN and origin != batch.sender:
+            return False
+    try:
+        regions = {(c.origin, appliers[c.entity].region_of(c.payload)) for c in changes}
+    except (KeyError, TypeError, ValueError):
+        return False
+    for origin, region in regions:
+        if region is None:
+            if direction == UP:
+                return False
+        elif not is_valid_code(region):
+            return False
+        elif direction == DOWN:
+            if not related(scope, region):
+                return False
+        elif not (contains(scope, region) and contains(origins[origin], region)):
+            return False
+    return True
+
+
 def _validate(
     batch: Batch,
     appliers: Appliers,
@@ -212,6 +248,10 @@ def _validate(
         for o in unused
     ]
     schema_errors = _payload_errors(batch, appliers)
+    if not (malformed or scoped or schema_errors) and _plainly_valid(
+        batch, appliers, direction=direction, scope=scope
+    ):
+        return
     seen: dict[tuple[str, int], Change] = {}
     for row, change in enumerate(batch.changes):
         if len(malformed) + len(scoped) >= MAX_ERRORS:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from operator import attrgetter
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
@@ -61,20 +64,26 @@ MAX_BATCH_CHANGES = 10_000
 # under a receiving gateway's body limit (``max_body_bytes``, 64 MiB by default).
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_SKEW_S = 300.0
+MAX_SEQ = 2**63 - 1  # seqs are stored as BIGINT
 
 _NODE = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+_ENTITY = r"^[a-z][a-z0-9_.]*$"
+_OP = r"^[a-z_]+$"
 _STREAM = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]*)$"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One recorded change: which origin stream and seq, what entity and key, what happened."""
+class Change(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One recorded change: which origin stream and seq, what entity and key, what happened.
 
-    origin: str
-    seq: int
-    entity: str
-    key: str
-    op: str
+    A struct that a batch's body decodes into directly (``_decode_changes``); the bounds
+    below are checked there, and the patterns of ``_ChangeIn`` once per distinct value.
+    """
+
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=NODE_LEN)]
+    seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]
+    entity: Annotated[str, msgspec.Meta(min_length=1, max_length=ENTITY_LEN)]
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_LEN)]
+    op: Annotated[str, msgspec.Meta(min_length=1, max_length=OP_LEN)]
     payload: dict[str, Any]
 
     def as_wire(self) -> dict[str, Any]:
@@ -185,10 +194,10 @@ class _ChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     origin: StrictStr = Field(min_length=1, max_length=NODE_LEN, pattern=_NODE)
-    seq: StrictInt = Field(ge=1)
-    entity: StrictStr = Field(min_length=1, max_length=ENTITY_LEN, pattern=r"^[a-z][a-z0-9_.]*$")
+    seq: StrictInt = Field(ge=1, le=MAX_SEQ)
+    entity: StrictStr = Field(min_length=1, max_length=ENTITY_LEN, pattern=_ENTITY)
     key: StrictStr = Field(min_length=1, max_length=KEY_LEN)
-    op: StrictStr = Field(min_length=1, max_length=OP_LEN, pattern=r"^[a-z_]+$")
+    op: StrictStr = Field(min_length=1, max_length=OP_LEN, pattern=_OP)
     payload: dict[str, Any]
 
 
@@ -226,7 +235,7 @@ def _changes(items: list[Any]) -> list[Change]:
             type(item) is dict
             and item.keys() == _CHANGE_FIELDS
             and type(seq := item["seq"]) is int
-            and seq >= 1
+            and 1 <= seq <= MAX_SEQ
             and type(key := item["key"]) is str
             and 1 <= len(key) <= KEY_LEN
             and type(payload := item["payload"]) is dict
@@ -297,24 +306,56 @@ def _load(body: Mapping[str, Any] | bytes | str) -> Any:
 _CHANGES_KEY = b',"changes":['
 
 
-def _split(body: bytes) -> tuple[dict[str, Any], list[Any], bytes] | None:
-    """(header, changes, the changes' bytes) of a body laid out as ``encode_signed`` writes
-    it: the header's object with ``changes`` added last. None for any other layout (it is
-    then parsed whole). A JSON string cannot hold an unescaped quote, so the first
-    ``,"changes":[`` is a key; if it is not the top level's, the header part does not
-    parse as an object and the body is parsed whole."""
+_DECODE_CHANGES = msgspec.json.Decoder(list[Change])
+# The patterns of ``_ChangeIn``, matched whole (``fullmatch``: a ``$`` before a final
+# newline does not pass, as in pydantic's own matching).
+_KIND_PATTERNS = (re.compile(_NODE), re.compile(_ENTITY), re.compile(_OP))
+_KIND = attrgetter("origin", "entity", "op")
+
+
+def _decode_changes(changes_json: bytes) -> list[Change] | None:
+    """A batch's changes decoded straight into ``Change`` structs, if every one is
+    well-formed as ``_ChangeIn`` has it (a fifth of the time of JSON objects checked one
+    by one); None for anything else, which the caller then parses the thorough way, so
+    that an error names its row exactly as before."""
+    try:
+        changes = _DECODE_CHANGES.decode(changes_json)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    node, entity, op = _KIND_PATTERNS
+    for o, e, p in set(map(_KIND, changes)):
+        if not (node.fullmatch(o) and entity.fullmatch(e) and op.fullmatch(p)):
+            return None
+    return changes
+
+
+def _split(body: bytes) -> tuple[dict[str, Any], list[Any], bytes, bool] | None:
+    """(header, changes, the changes' bytes, whether the changes are ``Change`` structs
+    already) of a body laid out as ``encode_signed`` writes it: the header's object with
+    ``changes`` added last. None for any other layout (it is then parsed whole). A JSON
+    string cannot hold an unescaped quote, so the first ``,"changes":[`` is a key; if it
+    is not the top level's, the header part does not parse as an object and the body is
+    parsed whole."""
     at = body.find(_CHANGES_KEY)
     if at < 0 or not body.endswith(b"]}"):
         return None
     changes_json = body[at + len(_CHANGES_KEY) - 1 : -1]
     try:
         header = orjson.loads(body[:at] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    if type(header) is not dict or "changes" in header:
+        return None
+    decoded = _decode_changes(changes_json)
+    if decoded is not None:
+        return header, decoded, changes_json, True
+    try:
         changes = orjson.loads(changes_json)
     except orjson.JSONDecodeError:
         return None
-    if type(header) is not dict or "changes" in header or type(changes) is not list:
+    if type(changes) is not list:
         return None
-    return header, changes, changes_json
+    return header, changes, changes_json, False
 
 
 def parse_batch(body: Mapping[str, Any] | bytes | str, *, header_only: bool = False) -> Batch:
@@ -339,7 +380,12 @@ def parse_batch(body: Mapping[str, Any] | bytes | str, *, header_only: bool = Fa
     ]
     if bad_regions:
         raise MalformedBatch("来源区划代码无效 (invalid origin region)", errors=bad_regions)
-    changes = [] if header_only else _changes(raw.changes)
+    if header_only:
+        changes = []
+    elif split is not None and split[3]:
+        changes = raw.changes
+    else:
+        changes = _changes(raw.changes)
     return Batch(
         batch_id=raw.batch_id,
         sender=raw.sender,
@@ -392,7 +438,14 @@ def canonical_json(value: Any) -> bytes:
     Numbers in their shortest round-trip form (``1e16``, ``1e-5``). Keys sort by code
     point; every key of the protocol and the services' payloads is ASCII.
     """
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        # Only a received payload can get here (a number JSON allows and 64 bits do not
+        # hold, say): a clear refusal, not a server error.
+        raise MalformedBatch(
+            f"数据无法按规范编码 (cannot be encoded as canonical JSON): {exc}"
+        ) from exc
 
 
 def canonical_changes(changes: Iterable[Change]) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from msgspec.structs import replace as struct_replace
 from sqlalchemy import select
 
 from services.report.models import ReceivedRecord, Report, ReportVersion
@@ -245,7 +246,7 @@ def test_tampered_or_out_of_scope_batch_is_rejected_whole(
     good = _outbox(county_db, node_settings)
     first, second = good.changes
     tampered = replace(
-        good, changes=[first, replace(second, payload={**second.payload, "title": "改"})]
+        good, changes=[first, struct_replace(second, payload={**second.payload, "title": "改"})]
     )
     with pytest.raises(ProblemError) as err:
         _receive(city, tampered)
@@ -255,7 +256,10 @@ def test_tampered_or_out_of_scope_batch_is_rejected_whole(
         sender=good.sender,
         service="report",
         origins=good.origins,
-        changes=[first, replace(second, payload={**second.payload, "region_code": "360122"})],
+        changes=[
+            first,
+            struct_replace(second, payload={**second.payload, "region_code": "360122"}),
+        ],
         secret=SECRET,
     )
     with pytest.raises(ProblemError) as err:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from msgspec.structs import replace as struct_replace
 from sqlalchemy import select
 
 from shared.dbtypes import utcnow
@@ -25,7 +26,16 @@ from shared.sync import (
 )
 from shared.sync.links import PUSH, note_success
 from shared.sync.outbox import prune, read_stream, read_wire
-from shared.sync.wire import canonical_changes, encode_signed, parse_batch, parse_batch_header
+from shared.sync.receiver import apply_pulled
+from shared.sync.wire import (
+    PullResponse,
+    build_pull,
+    canonical_changes,
+    down_batch_id,
+    encode_signed,
+    parse_batch,
+    parse_batch_header,
+)
 from tests.sync.tiny import SERVICE, TinyNode, outbox_batch
 
 SECRET = "county-secret-0123456789abcdef0123"
@@ -286,7 +296,7 @@ def _bad_batches(county: TinyNode) -> dict[str, tuple[Batch | dict[str, Any], st
         sender="node-360121",
         service=SERVICE,
         origins={"node-360122": "360121"},
-        changes=[replace(c0, origin="node-360122")],
+        changes=[struct_replace(c0, origin="node-360122")],
         secret=SECRET,
     )
 
@@ -305,7 +315,10 @@ def _bad_batches(county: TinyNode) -> dict[str, tuple[Batch | dict[str, Any], st
         "tampered": (
             _tamper(
                 good,
-                changes=[replace(c0, payload={**c0.payload, "value": 99.0}), *good.changes[1:]],
+                changes=[
+                    struct_replace(c0, payload={**c0.payload, "value": 99.0}),
+                    *good.changes[1:],
+                ],
             ),
             "sync-digest-mismatch",
             422,
@@ -597,4 +610,143 @@ def test_a_body_tampered_around_its_changes_bytes_is_refused_whole(
     assert (err.value.status, err.value.slug) == (
         (422, "sync-malformed") if how == "header_inside" else (422, "sync-digest-mismatch")
     )
+    assert city.dump() == before
+
+
+def _laid_out(batch: Batch, changes: list[dict[str, Any]]) -> bytes:
+    """A body as a pusher lays it out (header first, ``changes`` last), carrying ``changes``."""
+    header = json.dumps(batch.header(), separators=(",", ":")).encode()
+    return header[:-1] + b',"changes":' + json.dumps(changes).encode() + b"}"
+
+
+def _parse_outcome(body: bytes | dict[str, Any]) -> Any:
+    try:
+        return parse_batch(body).changes
+    except ProblemError as exc:
+        return exc.status, exc.errors
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        (None, None),  # well-formed: the same changes either way
+        ("seq", 0),
+        ("seq", 1.0),
+        ("seq", True),
+        ("seq", "3"),
+        ("seq", 2**63),  # beyond what a BIGINT holds: refused here, not by the database
+        ("origin", "node-360121\n"),
+        ("origin", "n" * 65),
+        ("entity", "Value"),
+        ("op", "upsert\n"),
+        ("op", ""),
+        ("key", ""),
+        ("key", "键" * 201),
+        ("payload", []),
+        ("extra", 1),
+    ],
+)
+def test_a_body_is_checked_change_by_change_whichever_way_it_is_read(
+    county: TinyNode, field: str | None, value: Any
+) -> None:
+    """The bytes of a pushed body decode straight into changes; anything unusual is read
+    the thorough way, so a body and the same batch as JSON objects get the same answer."""
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0, ("360121", "c"): 3.0})
+    batch = outbox_batch(county, SECRET)
+    changes = [c.as_wire() for c in batch.changes]
+    if field is not None:
+        changes[1] = {**changes[1], field: value}
+    as_bytes = _parse_outcome(_laid_out(batch, changes))
+    assert as_bytes == _parse_outcome({**batch.as_wire(), "changes": changes})
+    if field is None:
+        assert as_bytes == batch.changes
+    else:
+        status, errors = as_bytes
+        assert status == 422
+        assert errors and {e.get("row") for e in errors} == {1}, errors
+        assert errors[0]["field"].startswith("changes.1"), errors
+
+
+def test_a_relayed_change_outside_its_origins_region_is_refused_whole(
+    province: TinyNode, city: TinyNode, county: TinyNode
+) -> None:
+    """A city may relay a county's changes only about that county's own regions."""
+    county.enter({("360121", "a"): 1.0, ("360121", "b"): 2.0})
+    good = outbox_batch(county, SECRET)
+    moved = struct_replace(
+        good.changes[1], key="360122/b", payload={**good.changes[1].payload, "region": "360122"}
+    )
+    batch = build_batch(
+        sender="node-360100",
+        service=SERVICE,
+        origins={"node-360121": "360121"},
+        changes=[good.changes[0], moved],
+        secret="city-secret",
+    )
+    before = province.dump()
+    with pytest.raises(ProblemError) as caught:
+        receive(province, batch, region="360100", secret="city-secret")
+    assert (caught.value.status, caught.value.slug) == (403, "sync-out-of-scope")
+    errors = caught.value.errors or []
+    assert [e["row"] for e in errors] == [1] and "360122" in errors[0]["message"], errors
+    assert province.dump() == before
+
+
+def test_a_message_from_above_about_an_unrelated_region_is_refused_whole(
+    city: TinyNode,
+) -> None:
+    """A pulled review about a region outside the child's line of the hierarchy."""
+    pull = build_pull(
+        node="node-360100", service=SERVICE, stream="360100", after=0, limit=100, secret="s"
+    )
+    reviews = [
+        Change("node-360000", 1, "review", "360100", "upsert", _review("360100")),
+        Change("node-360000", 2, "review", "360200", "upsert", _review("360200")),
+    ]
+
+    def apply(changes: list[Change]) -> tuple[int, int]:
+        answer = build_batch(
+            sender="node-360000",
+            service=SERVICE,
+            origins={"node-360000": "360000"},
+            changes=changes,
+            secret=None,
+            batch_id=down_batch_id("360100", 0),
+        )
+        with city.db.session() as session:
+            return apply_pulled(
+                session,
+                city.tables,
+                pull,
+                PullResponse(head=len(changes), batch=answer),
+                node=city.node,
+                credential_secret=None,
+                appliers=city.appliers,
+            )
+
+    before = city.dump()
+    with pytest.raises(ProblemError) as caught:
+        apply(reviews)
+    assert (caught.value.status, caught.value.slug) == (403, "sync-out-of-scope")
+    assert [e["row"] for e in caught.value.errors or []] == [1]
+    assert city.dump() == before
+    # The same answer without the stray review applies.
+    assert apply(reviews[:1]) == (1, 1)
+
+
+def _review(region: str) -> dict[str, Any]:
+    return {"region": region, "decision": "approve", "reason": "", "by": "node-360000"}
+
+
+def test_a_number_beyond_64_bits_is_refused_not_a_server_error(
+    city: TinyNode, county: TinyNode
+) -> None:
+    county.enter({("360121", "a"): 1.0})
+    batch = outbox_batch(county, SECRET)
+    changes = [c.as_wire() for c in batch.changes]
+    changes[0]["payload"] = {**changes[0]["payload"], "value": 2**70}
+    before = city.dump()
+    with pytest.raises(ProblemError) as caught:
+        receive(city, _laid_out(batch, changes))
+    assert (caught.value.status, caught.value.slug) == (422, "sync-malformed")
     assert city.dump() == before

@@ -167,10 +167,12 @@ def apply_value_changes(session: Session, changes: list[Change]) -> None:
     """Apply a run of value changes: latest per key, upserts set-based through upsert_values."""
     from services.indicator.values.service import ValueRow, upsert_values
 
-    latest: dict[str, Change] = {}
-    for change in changes:  # in seq order: later wins
-        latest.pop(change.key, None)
-        latest[change.key] = change
+    latest = {c.key: c for c in changes}  # in seq order: later wins
+    if len(latest) < len(changes):  # a key changed more than once: written at its last
+        latest = {}
+        for change in changes:
+            latest.pop(change.key, None)
+            latest[change.key] = change
     ids = system_ids(session, {c.payload["system"] for c in latest.values()})
     # One write per system, period and origin, whatever the sources (the fixed cost of a
     # write is paid once per batch, not once per source in it).

@@ -152,7 +152,7 @@ def stage(session: Session, dialect: BulkDialect, rows: Iterable[StageRow]) -> i
     counter = _Counter(rows)
     dialect.create_temp(session, STAGE, STAGE_DDL)
     dialect.load(session, STAGE, STAGE_COLUMNS, counter)
-    dialect.analyze(session, STAGE)
+    dialect.analyze(session, STAGE, counter.n)
     return counter.n
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from itertools import groupby
-from operator import attrgetter
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -39,6 +38,7 @@ from shared.sync.wire import (
     PullRequest,
     PullResponse,
     build_batch,
+    change_kind,
     down_batch_id,
     down_batch_prefix,
     parse_batch,
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 MAX_ERRORS = 100
-_KIND = attrgetter("origin", "entity", "op")
 
 
 @dataclass(frozen=True)
@@ -165,6 +164,36 @@ def _region(applier: Applier, change: Change) -> tuple[str | None, str | None]:
     return region, None
 
 
+def _region_error(
+    region: str | None,
+    *,
+    direction: str,
+    scope: str,
+    origin: str,
+    origin_region: str | None,
+) -> tuple[bool, str] | None:
+    """Why a change about ``region`` (a valid code, or None) may not be applied here:
+    (out of scope, message), or None if it may."""
+    if direction == DOWN:
+        # From above: about this node's region, a region inside it, or one above it.
+        if region is not None and not related(scope, region):
+            return True, f"区划 {region} 与本节点 {scope} 无隶属关系 (unrelated region)"
+        return None
+    if region is None:
+        return False, "上行数据须指明区划 (region required)"
+    if not contains(scope, region):
+        return True, (
+            f"区划 {region} 不在下级节点区划 {scope} 内 "
+            f"(region outside the sending node's region {scope})"
+        )
+    if origin_region is not None and not contains(origin_region, region):
+        return True, (
+            f"区划 {region} 不在来源 {origin} 的区划 {origin_region} 内 "
+            "(region outside its origin's region)"
+        )
+    return None
+
+
 def _origin_errors(batch: Batch, scope: str, node: SyncNode) -> list[dict[str, Any]]:
     """A sender speaks for itself (its own region) and relays only nodes below it."""
     errors = []
@@ -195,7 +224,7 @@ def _plainly_valid(batch: Batch, appliers: Appliers, *, direction: str, scope: s
     if len({(c.origin, c.seq) for c in changes}) != len(changes):
         return False  # an origin and seq twice: the rows tell whether the two differ
     origins = batch.origins
-    for origin, entity, op in set(map(_KIND, changes)):
+    for origin, entity, op in set(map(change_kind, changes)):
         applier = appliers.get(entity)
         if applier is None or origin not in origins:
             return False
@@ -207,18 +236,17 @@ def _plainly_valid(batch: Batch, appliers: Appliers, *, direction: str, scope: s
         regions = {(c.origin, appliers[c.entity].region_of(c.payload)) for c in changes}
     except (KeyError, TypeError, ValueError):
         return False
-    for origin, region in regions:
-        if region is None:
-            if direction == UP:
-                return False
-        elif not is_valid_code(region):
-            return False
-        elif direction == DOWN:
-            if not related(scope, region):
-                return False
-        elif not (contains(scope, region) and contains(origins[origin], region)):
-            return False
-    return True
+    return not any(
+        (region is not None and not is_valid_code(region))
+        or _region_error(
+            region,
+            direction=direction,
+            scope=scope,
+            origin=origin,
+            origin_region=origins[origin],
+        )
+        for origin, region in regions
+    )
 
 
 def _validate(
@@ -297,37 +325,18 @@ def _validate(
         region, problem = _region(applier, change)
         if problem:
             malformed.append({"row": row, "field": "payload", "message": problem})
-        elif direction == DOWN:
-            # From above: about this node's region, a region inside it, or one above it.
-            if region is not None and not related(scope, region):
-                scoped.append(
-                    {
-                        "row": row,
-                        "field": "payload",
-                        "message": f"区划 {region} 与本节点 {scope} 无隶属关系 (unrelated region)",
-                    }
-                )
-        elif region is None:
-            malformed.append(
-                {"row": row, "field": "payload", "message": "上行数据须指明区划 (region required)"}
-            )
-        elif not contains(scope, region):
-            scoped.append(
-                {
-                    "row": row,
-                    "field": "payload",
-                    "message": f"区划 {region} 不在下级节点区划 {scope} 内 "
-                    f"(region outside the sending node's region {scope})",
-                }
-            )
-        elif origin_region is not None and not contains(origin_region, region):
-            scoped.append(
-                {
-                    "row": row,
-                    "field": "payload",
-                    "message": f"区划 {region} 不在来源 {change.origin} 的区划 {origin_region} 内 "
-                    "(region outside its origin's region)",
-                }
+            continue
+        found = _region_error(
+            region,
+            direction=direction,
+            scope=scope,
+            origin=change.origin,
+            origin_region=origin_region,
+        )
+        if found is not None:
+            out_of_scope, message = found
+            (scoped if out_of_scope else malformed).append(
+                {"row": row, "field": "payload", "message": message}
             )
     if scoped:
         raise OutOfScope(

@@ -310,7 +310,8 @@ _DECODE_CHANGES = msgspec.json.Decoder(list[Change])
 # The patterns of ``_ChangeIn``, matched whole (``fullmatch``: a ``$`` before a final
 # newline does not pass, as in pydantic's own matching).
 _KIND_PATTERNS = (re.compile(_NODE), re.compile(_ENTITY), re.compile(_OP))
-_KIND = attrgetter("origin", "entity", "op")
+# A change's (origin, entity, op): a batch names few distinct ones, checked once each.
+change_kind = attrgetter("origin", "entity", "op")
 
 
 def _decode_changes(changes_json: bytes) -> list[Change] | None:
@@ -323,7 +324,7 @@ def _decode_changes(changes_json: bytes) -> list[Change] | None:
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     node, entity, op = _KIND_PATTERNS
-    for o, e, p in set(map(_KIND, changes)):
+    for o, e, p in set(map(change_kind, changes)):
         if not (node.fullmatch(o) and entity.fullmatch(e) and op.fullmatch(p)):
             return None
     return changes
